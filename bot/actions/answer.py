@@ -1,0 +1,90 @@
+"""`action_answer`: knowledge first. An exact FAQ or knowledge-graph answer is used as written; otherwise
+the generator answers from the retrieved facts; with no usable fact the bot says it does not know."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from bot.actions.responses import ResponseRenderer
+from bot.events import BotUttered, Event, Session, UserUttered
+from bot.protocols import DecodingParams, Generator, PromptContext, Retriever, TraceSink
+from bot.types import LANGUAGE_SLOT, Candidate, Domain, Fact, Language
+
+HISTORY_TURNS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerOptions:
+    min_score: float = 0.82
+    top_k: int = 3
+    generator_languages: tuple[Language, ...] = ("en",)
+    candidates: int = 1
+    params: DecodingParams = field(default_factory=DecodingParams)
+
+
+class AnswerAction:
+    name = "action_answer"
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        generator: Generator | None,
+        renderer: ResponseRenderer,
+        options: AnswerOptions = AnswerOptions(),
+    ) -> None:
+        self._retriever = retriever
+        self._generator = generator
+        self._renderer = renderer
+        self._options = options
+
+    async def run(self, session: Session, domain: Domain, trace: TraceSink) -> list[Event]:
+        message = session.latest_message()
+        if message is None:
+            return []
+        language: Language = "zh" if session.slots.get(LANGUAGE_SLOT) == "zh" else "en"
+        entities = message.nlu.entities if message.nlu is not None else ()
+        with trace.stage("retrieval"):
+            facts = await asyncio.to_thread(
+                self._retriever.retrieve, message.text, entities=entities, top_k=self._options.top_k, language=language
+            )
+        trace.add_facts(facts)
+        usable = [f for f in facts if f.exact or f.score >= self._options.min_score]
+        if usable and usable[0].exact:
+            return [_quote(usable[0])]
+        if usable and self._generator is not None and language in self._options.generator_languages:
+            candidate = await self._generate(session, message.text, usable, language, trace)
+            if candidate is not None:
+                return [BotUttered(text=candidate.text, fact_ids=candidate.fact_ids, template="generated")]
+        if usable:  # no generator for this language: the closest fact, quoted as written
+            return [BotUttered(text=usable[0].text, fact_ids=(usable[0].id,), template=f"knowledge:{usable[0].source}")]
+        return (
+            [self._renderer.render("utter_no_answer", session.slots)] if self._renderer.has("utter_no_answer") else []
+        )
+
+    async def _generate(
+        self, session: Session, question: str, facts: list[Fact], language: Language, trace: TraceSink
+    ) -> Candidate | None:
+        if self._generator is None:
+            return None
+        context = PromptContext(question, tuple(facts), language, _history(session), dict(session.slots))
+        with trace.stage("generation", self._generator.name):
+            candidates = await asyncio.to_thread(
+                self._generator.generate, context, n=self._options.candidates, params=self._options.params
+            )
+        trace.add_candidates(candidates)
+        ranked = sorted((c for c in candidates if c.text.strip()), key=lambda c: -c.score)
+        return ranked[0] if ranked else None
+
+
+def _quote(fact: Fact) -> BotUttered:
+    return BotUttered(text=fact.text, fact_ids=(fact.id,), template=f"knowledge:{fact.source}")
+
+
+def _history(session: Session) -> tuple[tuple[str, str], ...]:
+    said = [
+        ("user" if isinstance(e, UserUttered) else "bot", e.text)
+        for e in session.events
+        if isinstance(e, UserUttered | BotUttered)
+    ]
+    return tuple(said[-2 * HISTORY_TURNS - 1 : -1])  # the question itself is passed apart

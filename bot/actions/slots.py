@@ -1,0 +1,54 @@
+"""Slot filling from the latest user message, by the slots' mappings (Rasa 3's action_extract_slots)."""
+
+from __future__ import annotations
+
+from bot.events import Event, Session, SlotSet
+from bot.types import LANGUAGE_SLOT, REQUESTED_SLOT, Domain, NluResult, SlotMapping, SlotSpec, SlotValue
+
+
+def extract_slots(domain: Domain, session: Session, nlu: NluResult) -> list[Event]:
+    """SlotSet events for every slot a mapping fills from this message, plus the detected language."""
+    events: list[Event] = []
+    if LANGUAGE_SLOT in domain.slots and session.slots.get(LANGUAGE_SLOT) != nlu.language:
+        events.append(SlotSet(name=LANGUAGE_SLOT, value=nlu.language))
+    for spec in domain.slots.values():
+        value = slot_value(spec, session, nlu)
+        if value is not None and session.slots.get(spec.name) != value:
+            events.append(SlotSet(name=spec.name, value=value))
+    return events
+
+
+def slot_value(spec: SlotSpec, session: Session, nlu: NluResult) -> SlotValue:
+    """The value the first applicable mapping gives, or None."""
+    for mapping in spec.mappings:
+        if not _applies(mapping, spec, session, nlu):
+            continue
+        value = _mapped_value(mapping, spec, nlu)
+        if value is not None:
+            return value
+    return None
+
+
+def _applies(mapping: SlotMapping, spec: SlotSpec, session: Session, nlu: NluResult) -> bool:
+    if mapping.active_loop is not None and session.active_form != mapping.active_loop:
+        return False
+    if mapping.intent and nlu.intent not in mapping.intent:
+        return False
+    if nlu.intent in mapping.not_intent:
+        return False
+    if mapping.type == "from_text":  # free text fills only the slot a form asked for
+        return session.slots.get(REQUESTED_SLOT) == spec.name
+    return True
+
+
+def _mapped_value(mapping: SlotMapping, spec: SlotSpec, nlu: NluResult) -> SlotValue:
+    if mapping.type == "from_entity":
+        values = [e.value for e in nlu.entities if e.name == mapping.entity]
+        if not values:
+            return None
+        return values if spec.type == "list" else values[0]
+    if mapping.type == "from_text":
+        return nlu.text
+    if mapping.type in ("from_intent", "from_trigger_intent"):
+        return mapping.value
+    return None

@@ -1,0 +1,180 @@
+"""The `kefu` command: init, train, chat, run, test."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.errors import KefuError
+from bot.settings import Settings
+from bot.types import Message, Trace
+
+if TYPE_CHECKING:
+    from bot.wiring import Runtime
+
+DEFAULT_PROJECT = Path("examples/shop")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        result: int = args.command(args, settings)
+        return result
+    except KefuError as err:
+        print(f"kefu: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kefu", description="kefu (客服): a bilingual customer-service bot")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler: object, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text)
+        sub.set_defaults(command=handler)
+        if name != "init":
+            sub.add_argument("project", nargs="?", type=Path, default=DEFAULT_PROJECT, help="project folder")
+        return sub
+
+    init = command("init", _init, "write a starter project")
+    init.add_argument("directory", type=Path)
+    init.add_argument("--force", action="store_true", help="write into a non-empty folder")
+    train = command("train", _train, "train the NLU and build the knowledge index (skips what is unchanged)")
+    train.add_argument("--force", action="store_true", help="retrain even if the data did not change")
+    chat = command("chat", _chat, "talk to the bot in the terminal")
+    chat.add_argument("--debug", action="store_true", help="print each turn's trace")
+    chat.add_argument("--sender", default=None, help="conversation id (default: a new one)")
+    run = command("run", _run, "serve the bot over HTTP")
+    run.add_argument("--port", type=int, default=None)
+    run.add_argument("--host", default=None)
+    command("test", _test, "run the project's test stories (tests/test_stories.yml)")
+    return parser
+
+
+def _init(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.project.init import write_starter_project
+
+    write_starter_project(args.directory, force=args.force)
+    print(f"Wrote a starter project to {args.directory}. Next: kefu train {args.directory} && kefu chat {args.directory}")
+    return 0
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.wiring import open_project, train
+
+    project = open_project(args.project, settings)
+    report = train(project, force=args.force, progress=True)
+    if report is None:
+        print("NLU model is up to date; knowledge index ready.")
+    else:
+        print(
+            f"Trained NLU on {report.n_examples} examples, {report.n_intents} intents in {report.seconds:.1f}s "
+            f"(training accuracy {report.train_accuracy:.3f}); knowledge index ready."
+        )
+    return 0
+
+
+def _ready_runtime(args: argparse.Namespace, settings: Settings) -> Runtime:
+    from bot.wiring import build_runtime, open_project, train
+
+    project = open_project(args.project, settings)
+    train(project, progress=True)  # a no-op when the project did not change
+    return build_runtime(project, settings)
+
+
+def _chat(args: argparse.Namespace, settings: Settings) -> int:
+    runtime = _ready_runtime(args, settings)
+    return asyncio.run(_chat_loop(runtime, args.sender or f"cli:{uuid.uuid4().hex[:8]}", debug=args.debug))
+
+
+async def _chat_loop(runtime: Runtime, sender: str, *, debug: bool) -> int:
+    runtime.bot.warm_up()
+    print("kefu chat: type a message (Ctrl-D to quit) / 输入消息开始对话")
+    try:
+        while True:
+            try:
+                text = await asyncio.to_thread(input, "you> ")
+            except EOFError:
+                break
+            if not text.strip():
+                continue
+            message = Message(sender, "cli", sender, uuid.uuid4().hex, text, time.time())
+            answer = await runtime.bot.handle(message)
+            for reply in answer.replies:
+                buttons = "  " + " | ".join(f"[{b.title}]" for b in reply.buttons) if reply.buttons else ""
+                print(f"bot> {reply.text}{buttons}")
+            if debug and answer.trace is not None:
+                print(format_trace(answer.trace))
+    finally:
+        await runtime.aclose()
+    return 0
+
+
+def format_trace(trace: Trace) -> str:
+    """The trace as a person reads it in a terminal."""
+    lines = [f"  ── trace {trace.trace_id[:8]} ({trace.total_ms:.1f} ms)"]
+    if trace.nlu is not None:
+        entities = ", ".join(f"{e.name}={e.value} ({e.extractor})" for e in trace.nlu.entities) or "none"
+        ranking = ", ".join(f"{s.name} {s.confidence:.2f}" for s in trace.nlu.ranking[:3])
+        lines.append(f"  nlu: {trace.nlu.intent} ({trace.nlu.confidence:.2f}) lang={trace.nlu.language}")
+        lines.append(f"       ranking: {ranking}; entities: {entities}")
+    for d in trace.decisions:
+        lines.append(f"  policy {d.policy}: {d.action} ({d.confidence:.2f}) because {d.reason}")
+    for f in trace.facts:
+        lines.append(f"  fact {f.id} [{f.source}] score={f.score:.3f}{' exact' if f.exact else ''}: {f.text[:60]}")
+    for c in trace.candidates:
+        lines.append(f"  candidate [{c.generator}] {c.finish_reason}: {c.text[:80]}")
+    for v in trace.verdicts:
+        if not v.allowed or v.redacted is not None:
+            lines.append(f"  safety {v.check}/{v.stage}: {'allowed' if v.allowed else 'BLOCKED'} {v.category} {v.reason}")
+    lines.append("  stages: " + ", ".join(f"{s.name} {s.ms:.1f}ms" for s in trace.stages))
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from bot.server import create_app
+
+    runtime = _ready_runtime(args, settings)
+    host, port = args.host or settings.host, args.port or settings.port
+    print(f"kefu serves {args.project} on http://{host}:{port} (POST /webhooks/rest/webhook, GET /health)")
+    uvicorn.run(create_app(runtime), host=host, port=port, log_level=settings.log_level.lower())
+    return 0
+
+
+def _test(args: argparse.Namespace, settings: Settings) -> int:
+    runtime = _ready_runtime(args, settings)
+    return asyncio.run(_test_stories(runtime, args.project))
+
+
+async def _test_stories(runtime: Runtime, project: Path) -> int:
+    from bot.story_test import run_story
+
+    stories = runtime.project.files.test_stories
+    if not stories:
+        print(f"{project}: no test stories (tests/test_stories.yml)")
+        await runtime.aclose()
+        return 1
+    runtime.bot.warm_up()
+    try:
+        results = [await run_story(runtime.bot, story) for story in stories]
+    finally:
+        await runtime.aclose()
+    for result in results:
+        print(f"{'PASS' if result.passed else 'FAIL'} {result.story}")
+        for problem in result.problems:
+            print(f"     {problem}")
+    failed = sum(not r.passed for r in results)
+    print(f"{len(results) - failed} passed, {failed} failed")
+    return 1 if failed else 0

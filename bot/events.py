@@ -1,0 +1,284 @@
+"""Conversation events (append-only, JSON) and the session state derived from them."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from bot.errors import SessionStoreError
+from bot.types import (
+    ACTION_LISTEN,
+    Button,
+    Entity,
+    IntentScore,
+    NluResult,
+    SlotValue,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    type_name: ClassVar[str] = "event"
+    timestamp: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionStarted(Event):
+    type_name: ClassVar[str] = "session_started"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UserUttered(Event):
+    type_name: ClassVar[str] = "user"
+    text: str
+    message_id: str = ""
+    channel: str = ""
+    nlu: NluResult | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlotSet(Event):
+    type_name: ClassVar[str] = "slot"
+    name: str
+    value: SlotValue
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FormActivated(Event):
+    type_name: ClassVar[str] = "form_activated"
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FormCompleted(Event):
+    type_name: ClassVar[str] = "form_completed"
+    name: str
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionExecuted(Event):
+    type_name: ClassVar[str] = "action"
+    name: str
+    policy: str = ""
+    confidence: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BotUttered(Event):
+    type_name: ClassVar[str] = "bot"
+    text: str
+    buttons: tuple[Button, ...] = ()
+    template: str | None = None
+    fact_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SafetyBlocked(Event):
+    type_name: ClassVar[str] = "safety_blocked"
+    check: str
+    stage: str
+    category: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandedOff(Event):
+    type_name: ClassVar[str] = "handed_off"
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandedBack(Event):
+    type_name: ClassVar[str] = "handed_back"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperatorMessage(Event):
+    type_name: ClassVar[str] = "operator"
+    operator: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackGiven(Event):
+    type_name: ClassVar[str] = "feedback"
+    rating: int
+    message_id: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TurnFailed(Event):
+    type_name: ClassVar[str] = "turn_failed"
+    stage: str
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """A policy's choice of the next action, why, and the events the choice implies."""
+
+    action: str
+    policy: str
+    confidence: float
+    reason: str
+    events: tuple[Event, ...] = ()
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type_name: cls
+    for cls in (
+        SessionStarted, UserUttered, SlotSet, FormActivated, FormCompleted, ActionExecuted, BotUttered,
+        SafetyBlocked, HandedOff, HandedBack, OperatorMessage, FeedbackGiven, TurnFailed,
+    )
+}  # fmt: skip
+
+
+# --- codec: one JSON shape for Redis, the API and exports ---
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    data = {f.name: _plain(getattr(event, f.name)) for f in dataclasses.fields(event)}
+    return {"event": event.type_name, **data}
+
+
+def event_from_dict(data: Mapping[str, Any]) -> Event:
+    fields = dict(data)
+    cls = EVENT_TYPES.get(str(fields.pop("event", "")))
+    if cls is None:
+        raise SessionStoreError(f"unknown event type in stored session: {data.get('event')!r}")
+    if cls is UserUttered and fields.get("nlu") is not None:
+        fields["nlu"] = _nlu_from_dict(fields["nlu"])
+    if cls is BotUttered:
+        fields["buttons"] = tuple(Button(**b) for b in fields.get("buttons", ()))
+        fields["fact_ids"] = tuple(fields.get("fact_ids", ()))
+    try:
+        return cls(**fields)
+    except TypeError as err:
+        raise SessionStoreError(f"stored {cls.type_name!r} event does not match this kefu version: {err}") from err
+
+
+def encode_event(event: Event) -> str:
+    return json.dumps(event_to_dict(event), ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_event(raw: str | bytes) -> Event:
+    return event_from_dict(json.loads(raw))
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _nlu_from_dict(data: Mapping[str, Any]) -> NluResult:
+    return NluResult(
+        text=data["text"],
+        intent=data["intent"],
+        confidence=data["confidence"],
+        ranking=tuple(IntentScore(**r) for r in data.get("ranking", ())),
+        entities=tuple(Entity(**e) for e in data.get("entities", ())),
+        language=data.get("language", "en"),
+    )
+
+
+# --- session state, derived from events ---
+
+
+@dataclass(frozen=True, slots=True)
+class SessionState:
+    """The compact state that events imply; never stored apart from the events it came from."""
+
+    slots: Mapping[str, SlotValue] = field(default_factory=dict)
+    active_form: str | None = None
+    handed_off: bool = False
+    handoff_reason: str = ""
+    last_activity: float = 0.0
+    session_number: int = 0
+    turns: int = 0
+
+    def apply(self, event: Event) -> SessionState:
+        changes: dict[str, Any] = {"last_activity": max(self.last_activity, event.timestamp)}
+        match event:
+            case SessionStarted():
+                changes["session_number"] = self.session_number + 1
+            case UserUttered():
+                changes["turns"] = self.turns + 1
+            case SlotSet(name=name, value=value):
+                changes["slots"] = {**self.slots, name: value}
+            case FormActivated(name=name):
+                changes["active_form"] = name
+            case FormCompleted():
+                changes["active_form"] = None
+            case HandedOff(reason=reason):
+                changes.update(handed_off=True, handoff_reason=reason)
+            case HandedBack():
+                changes.update(handed_off=False, handoff_reason="")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SessionState:
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One conversation's current session: its events so far and the state they imply.
+
+    `version` counts stored events of the whole conversation; a commit must start from it.
+    `new_events` are the events of the turn in progress, not yet committed.
+    """
+
+    conversation_id: str
+    events: tuple[Event, ...] = ()
+    state: SessionState = SessionState()
+    version: int = 0
+    new_events: tuple[Event, ...] = ()
+
+    @property
+    def slots(self) -> Mapping[str, SlotValue]:
+        return self.state.slots
+
+    @property
+    def active_form(self) -> str | None:
+        return self.state.active_form
+
+    def with_events(self, events: Iterable[Event]) -> Session:
+        state, added = self.state, tuple(events)
+        for event in added:
+            state = state.apply(event)
+        return dataclasses.replace(self, events=self.events + added, state=state, new_events=self.new_events + added)
+
+    def latest_message(self) -> UserUttered | None:
+        for event in reversed(self.events):
+            if isinstance(event, UserUttered):
+                return event
+        return None
+
+    def latest_action(self) -> str | None:
+        for event in reversed(self.events):
+            if isinstance(event, ActionExecuted):
+                return event.name
+            if isinstance(event, UserUttered):
+                return ACTION_LISTEN
+        return None
+
+    def actions_since_user(self) -> list[str]:
+        names: list[str] = []
+        for event in reversed(self.events):
+            if isinstance(event, UserUttered):
+                break
+            if isinstance(event, ActionExecuted):
+                names.append(event.name)
+        return names[::-1]

@@ -1,0 +1,99 @@
+"""The Bot: what channels call. Locks the conversation, loads it, runs a turn, commits, answers."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.errors import BadRequestError, KefuError, StaleSessionError
+from bot.events import TurnFailed
+from bot.nlu.features import detect_language
+from bot.sessions.redis_store import RedisSessionStore
+from bot.turn import TurnParts, run_turn
+from bot.types import Message, Reply, Trace
+
+log = logging.getLogger(__name__)
+
+TRACES_KEPT = 512
+_SORRY = {
+    "zh": "抱歉，系统刚才出了点问题，请稍后再试一次。",
+    "en": "Sorry, something went wrong on our side. Please try again in a moment.",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BotAnswer:
+    replies: tuple[Reply, ...]
+    trace: Trace | None
+    duplicate: bool = False
+
+
+class Bot:
+    def __init__(
+        self,
+        parts: TurnParts,
+        store: RedisSessionStore,
+        *,
+        max_message_chars: int = 4000,
+        warm_ups: tuple[Callable[[], None], ...] = (),
+    ) -> None:
+        self.parts = parts
+        self.store = store
+        self._max_chars = max_message_chars
+        self._warm_ups = warm_ups
+        self._traces: OrderedDict[str, Trace] = OrderedDict()
+
+    def warm_up(self) -> None:
+        """Load every model and index now rather than on the first message."""
+        for warm_up in self._warm_ups:
+            warm_up()
+
+    async def handle(self, message: Message) -> BotAnswer:
+        """Answer one message; a duplicate delivery (same channel and message id) gets no second answer."""
+        if len(message.text) > self._max_chars:
+            raise BadRequestError(
+                f"message is {len(message.text)} characters long; the limit is {self._max_chars} "
+                "(KEFU_MAX_MESSAGE_CHARS)"
+            )
+        if message.message_id and not await self.store.first_delivery(message.channel, message.message_id):
+            return BotAnswer((), None, duplicate=True)
+        try:
+            return await self._turn_with_retry(message)
+        except KefuError as err:
+            log.warning("turn failed in conversation %s: %s", message.conversation_id, type(err).__name__)
+            return await self._failed(message, err)
+
+    def trace(self, trace_id: str) -> Trace | None:
+        return self._traces.get(trace_id)
+
+    async def _turn_with_retry(self, message: Message) -> BotAnswer:
+        try:
+            return await self._turn(message)
+        except StaleSessionError:  # the lock expired under a slow turn: run it once more on the fresh session
+            return await self._turn(message)
+
+    async def _turn(self, message: Message) -> BotAnswer:
+        async with self.store.lock(message.conversation_id) as token:
+            session = await self.store.load(message.conversation_id)
+            result = await run_turn(self.parts, session, message)
+            await self.store.commit(result.session, token)
+        self._remember(result.trace)
+        return BotAnswer(result.replies, result.trace)
+
+    async def _failed(self, message: Message, err: KefuError) -> BotAnswer:
+        language = detect_language(message.text)
+        try:
+            async with self.store.lock(message.conversation_id) as token:
+                session = await self.store.load(message.conversation_id)
+                failed = TurnFailed(stage=type(err).__name__, error=str(err)[:500])
+                await self.store.commit(session.with_events([failed]), token)
+        except KefuError:
+            log.warning("could not record the failed turn of conversation %s", message.conversation_id)
+        return BotAnswer((Reply(text=_SORRY[language]),), None)
+
+    def _remember(self, trace: Trace) -> None:
+        self._traces[trace.trace_id] = trace
+        while len(self._traces) > TRACES_KEPT:
+            self._traces.popitem(last=False)

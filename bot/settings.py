@@ -1,0 +1,106 @@
+"""Settings from the environment (process) and `kefu.yml` (project), validated once; errors say the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+
+class Settings(BaseSettings):
+    """Process settings: `KEFU_*` environment variables, and `REDIS_URL`."""
+
+    model_config = SettingsConfigDict(env_prefix="KEFU_", extra="ignore")
+
+    redis_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("REDIS_URL", "KEFU_REDIS_URL"),
+        description="Redis or Redis Cluster URL; unset means an embedded Redis under the project's .kefu/",
+    )
+    host: str = Field("127.0.0.1", description="Address `kefu run` listens on")
+    port: int = Field(8000, ge=1, le=65535, description="Port `kefu run` listens on")
+    data_dir: Path | None = Field(None, description="Models, indexes and embedded Redis data; default PROJECT/.kefu")
+    max_message_chars: int = Field(4000, ge=1, description="Longer user messages are refused with a clear error")
+    log_level: str = Field("INFO", description="Python logging level")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NluConfig(_Section):
+    fallback_threshold: float | None = Field(
+        None, ge=0, le=1, description="Below this intent confidence the intent becomes nlu_fallback (Rasa semantics)"
+    )
+    dense_features: bool = Field(True, description="Add the multilingual sentence embedding to the sparse features")
+    epochs: int = Field(60, ge=1, le=1000)
+    seed: int = 0
+
+
+class KnowledgeConfig(_Section):
+    exact_threshold: float = Field(
+        0.92, ge=0, le=1, description="FAQ similarity above which the answer is used as written"
+    )
+    min_score: float = Field(0.82, ge=0, le=1, description="FAQ similarity below which a fact is not used at all")
+    top_k: int = Field(3, ge=1, le=20)
+
+
+class GeneratorConfig(_Section):
+    backend: Literal["transformers", "none"] = Field(
+        "transformers", description="`transformers`: a local causal LM; `none`: answer only from exact knowledge"
+    )
+    model: str = Field("smollm2", description="`smollm2` (packaged), a model folder, or a Hugging Face hub id")
+    gguf_file: str | None = Field(None, description="GGUF file inside `model`, for GGUF checkpoints")
+    languages: list[Literal["zh", "en"]] = Field(
+        default_factory=lambda: ["en"], description="Languages the model answers well; others get extractive answers"
+    )
+    max_new_tokens: int = Field(96, ge=1, le=4096)
+    temperature: float = Field(0.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    repetition_penalty: float = Field(1.1, ge=1, le=2)
+    candidates: int = Field(1, ge=1, le=8)
+
+
+class SafetyConfig(_Section):
+    pii: bool = True
+    lexicon: bool = True
+    lexicons: list[str] = Field(default_factory=list, description="Extra lexicon files, relative to the project")
+
+
+class ActionsConfig(_Section):
+    module: str = Field("actions.py", description="Python file of custom actions, relative to the project")
+
+
+class ProjectConfig(_Section):
+    """The project's `kefu.yml`; every key is optional."""
+
+    language: list[Literal["zh", "en"]] = Field(default_factory=lambda: ["zh", "en"])
+    default_language: Literal["zh", "en"] = "zh"
+    nlu: NluConfig = NluConfig()
+    knowledge: KnowledgeConfig = KnowledgeConfig()
+    generator: GeneratorConfig = GeneratorConfig()
+    safety: SafetyConfig = SafetyConfig()
+    actions: ActionsConfig = ActionsConfig()
+
+
+def load_project_config(project: Path) -> ProjectConfig:
+    """Read PROJECT/kefu.yml (absent means defaults); a mistake raises ConfigError naming the key and the fix."""
+    path = project / "kefu.yml"
+    if not path.exists():
+        return ProjectConfig()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(raw).__name__}")
+    try:
+        return ProjectConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"{path}: {problems}. See the keys documented in README.md (kefu.yml)") from err

@@ -1,0 +1,219 @@
+"""Builds a Bot from a project folder and settings: the only place that picks implementations."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.actions.answer import AnswerAction, AnswerOptions
+from bot.actions.builtin import DefaultFallbackAction, HandoffAction
+from bot.actions.custom import load_python_actions
+from bot.actions.forms import FormAction
+from bot.actions.responses import ResponseAction, ResponseRenderer
+from bot.errors import ProjectError
+from bot.generation.prompts import PromptBuilder
+from bot.generation.transformers_lm import TransformersGenerator
+from bot.nlu.embedder import E5Embedder
+from bot.nlu.pipeline import TrainedNlu, TrainReport, needs_training, train_nlu
+from bot.project.loader import ProjectFiles, load_project
+from bot.protocols import Action, DecodingParams, Generator, SafetyCheck
+from bot.runtime import Bot
+from bot.sessions.connect import EmbeddedRedis, client_for_socket, client_for_url, describe_url
+from bot.sessions.redis_store import RedisSessionStore, StoreOptions
+from bot.settings import ProjectConfig, Settings, load_project_config
+from bot.turn import TurnParts
+from knowledge.retriever import KnowledgeRetriever
+from policies.ensemble import PolicyEnsemble
+from policies.forms import FormPolicy
+from policies.rules import RulePolicy
+from safety.lexicon import LexiconCheck, default_lexicon_paths, load_lexicon
+from safety.pii import PiiMasker
+from safety.pipeline import SafetyPipeline
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    """A loaded project: its files, its kefu.yml and where its trained artefacts live."""
+
+    files: ProjectFiles
+    config: ProjectConfig
+    data_dir: Path
+
+    @property
+    def root(self) -> Path:
+        return self.files.root
+
+    @property
+    def nlu_dir(self) -> Path:
+        return self.data_dir / "models" / "nlu"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def fallback_threshold(self) -> float:
+        configured = self.config.nlu.fallback_threshold
+        return configured if configured is not None else (self.files.fallback_threshold or 0.3)
+
+
+def open_project(path: Path, settings: Settings) -> Project:
+    root = path.resolve()
+    if not root.is_dir():
+        raise ProjectError(f"project folder {path} does not exist; `kefu init {path}` writes a starter project")
+    return Project(load_project(root), load_project_config(root), settings.data_dir or root / ".kefu")
+
+
+def train(project: Project, *, force: bool = False, progress: bool = True) -> TrainReport | None:
+    """Train what the project lacks (NLU unless unchanged) and build the knowledge index; None if nothing to train."""
+    embedder = E5Embedder() if project.config.nlu.dense_features else None
+    entities = project.files.domain.entities
+    report = None
+    if force or needs_training(project.files.nlu, project.nlu_dir, embedder=embedder, entity_names=entities):
+        report = train_nlu(
+            project.files.nlu,
+            project.nlu_dir,
+            embedder=embedder,
+            seed=project.config.nlu.seed,
+            epochs=project.config.nlu.epochs,
+            progress=progress,
+            entity_names=entities,
+        )
+    _retriever(project, embedder or E5Embedder()).warm_up()
+    return report
+
+
+@dataclass
+class Runtime:
+    """A running bot and what must be closed with it."""
+
+    project: Project
+    bot: Bot
+    embedded: EmbeddedRedis | None
+    generator: Generator | None
+
+    def warm_up_generator_in_background(self) -> None:
+        """The LLM loads in the background: exact answers work at once, generated ones once it is ready."""
+        warm = getattr(self.generator, "warm_up", None)
+        if callable(warm):
+            threading.Thread(target=_quiet(warm), name="generator-warm-up", daemon=True).start()
+
+    async def aclose(self) -> None:
+        await self.bot.store.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def build_runtime(project: Project, settings: Settings) -> Runtime:
+    """Everything wired; nothing heavy loaded yet (`bot.warm_up()` does that)."""
+    config = project.config
+    embedder = E5Embedder()
+    nlu = TrainedNlu(
+        project.nlu_dir,
+        embedder=embedder if config.nlu.dense_features else None,
+        fallback_threshold=project.fallback_threshold,
+    )
+    retriever = _retriever(project, embedder)
+    generator = _generator(project)
+    domain = project.files.domain
+    renderer = ResponseRenderer(domain)
+    answer = AnswerAction(retriever, generator, renderer, _answer_options(config))
+    actions = _actions(project, renderer, answer)
+    policies = PolicyEnsemble(
+        [
+            RulePolicy(project.files.rules),
+            FormPolicy(),
+            RulePolicy(project.files.stories, name="memoization", priority=3, windows=True),
+        ]
+    )
+    checks = _safety_checks(project)
+    parts = TurnParts(domain, nlu, policies, actions, SafetyPipeline(checks), SafetyPipeline(checks))
+    store, embedded = _session_store(project, settings)
+    bot = Bot(parts, store, max_message_chars=settings.max_message_chars, warm_ups=(nlu.warm_up, retriever.warm_up))
+    return Runtime(project, bot, embedded, generator)
+
+
+def _retriever(project: Project, embedder: E5Embedder) -> KnowledgeRetriever:
+    return KnowledgeRetriever.from_folder(
+        project.root / "knowledge",
+        embedder,
+        index_dir=project.index_dir,
+        exact_threshold=project.config.knowledge.exact_threshold,
+    )
+
+
+def _generator(project: Project) -> Generator | None:
+    config = project.config.generator
+    if config.backend == "none":
+        return None
+    prompts = PromptBuilder(project.root / "prompts", brand=project.root.name)
+    return TransformersGenerator(config.model, gguf_file=config.gguf_file, prompts=prompts)
+
+
+def _answer_options(config: ProjectConfig) -> AnswerOptions:
+    generator = config.generator
+    params = DecodingParams(
+        max_new_tokens=generator.max_new_tokens,
+        temperature=generator.temperature,
+        top_p=generator.top_p,
+        repetition_penalty=generator.repetition_penalty,
+    )
+    return AnswerOptions(
+        min_score=config.knowledge.min_score,
+        top_k=config.knowledge.top_k,
+        generator_languages=tuple(generator.languages),
+        candidates=generator.candidates,
+        params=params,
+    )
+
+
+def _actions(project: Project, renderer: ResponseRenderer, answer: AnswerAction) -> dict[str, Action]:
+    domain = project.files.domain
+    actions: dict[str, Action] = {name: ResponseAction(name, renderer) for name in domain.responses}
+    actions.update({name: FormAction(spec, renderer) for name, spec in domain.forms.items()})
+    for builtin in (DefaultFallbackAction(renderer), HandoffAction(renderer), answer):
+        actions[builtin.name] = builtin
+    actions.update(load_python_actions(project.root / project.config.actions.module, renderer))
+    missing = [name for name in domain.actions if name not in actions]
+    if missing:
+        log.warning("actions declared in domain.yml without an implementation (they will fail): %s", missing)
+    return actions
+
+
+def _safety_checks(project: Project) -> list[SafetyCheck]:
+    config = project.config.safety
+    checks: list[SafetyCheck] = []
+    if config.pii:
+        checks.append(PiiMasker())
+    if config.lexicon:
+        extra = [project.root / p for p in config.lexicons]
+        checks.append(LexiconCheck(load_lexicon([*default_lexicon_paths(), *extra])))
+    return checks
+
+
+def _session_store(project: Project, settings: Settings) -> tuple[RedisSessionStore, EmbeddedRedis | None]:
+    domain_session = project.files.domain.session
+    options = StoreOptions(
+        expiration_s=domain_session.expiration_minutes * 60, carry_over_slots=domain_session.carry_over_slots
+    )
+    if settings.redis_url:
+        described = f"Redis at {describe_url(settings.redis_url)}"
+        return RedisSessionStore(client_for_url(settings.redis_url), options, describe=described), None
+    embedded = EmbeddedRedis(project.data_dir / "redis")
+    socket = embedded.start()
+    return RedisSessionStore(client_for_socket(socket), options, describe="the embedded Redis"), embedded
+
+
+def _quiet(function: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            function()
+        except Exception:  # a failed background load is logged; generated answers then fall back to facts
+            log.exception("generator warm-up failed")
+
+    return run

@@ -1,0 +1,1 @@
+"""Input and output safety checks: PII masking, lexicons, refusals, and the pipeline that runs them."""

@@ -1,0 +1,1 @@
+"""Lexicons shipped with kefu (a package so that wheels include them)."""

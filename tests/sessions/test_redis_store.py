@@ -1,0 +1,139 @@
+"""The Redis session store against a real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from bot.errors import LockTimeoutError, SessionStoreError, StaleSessionError
+from bot.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+from bot.sessions.connect import client_for_url
+from bot.sessions.redis_store import RedisSessionStore, StoreOptions, keys
+
+pytestmark = pytest.mark.integration
+
+
+def cid() -> str:
+    return f"test-{uuid.uuid4().hex}"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_commit_then_load_round_trips_events_and_state(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client)
+    conversation = cid()
+    async with store.lock(conversation) as token:
+        session = await store.load(conversation)
+        assert isinstance(session.new_events[0], SessionStarted)
+        session = session.with_events([UserUttered(text="你好"), SlotSet(name="order_id", value="SO20261001")])
+        await store.commit(session, token)
+    loaded = await store.load(conversation)
+    assert [type(e) for e in loaded.events] == [SessionStarted, UserUttered, SlotSet]
+    assert loaded.slots == {"order_id": "SO20261001"}
+    assert loaded.version == 3 and loaded.new_events == ()
+
+
+async def test_concurrent_turns_run_one_after_the_other_and_lose_nothing(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client)
+    conversation = cid()
+    inside = 0
+    overlaps = 0
+
+    async def turn(n: int) -> None:
+        nonlocal inside, overlaps
+        async with store.lock(conversation) as token:
+            inside += 1
+            overlaps += inside > 1
+            session = await store.load(conversation)
+            await asyncio.sleep(0.01)  # a turn that takes a while gives the other a chance to interleave
+            session = session.with_events([UserUttered(text=f"m{n}"), ActionExecuted(name=f"a{n}")])
+            await store.commit(session, token)
+            inside -= 1
+
+    await asyncio.gather(*(turn(n) for n in range(8)))
+    events = await store.history(conversation)
+    texts = [e.text for e in events if isinstance(e, UserUttered)]
+    actions = [e.name for e in events if isinstance(e, ActionExecuted)]
+    assert overlaps == 0
+    assert sorted(texts) == [f"m{n}" for n in range(8)]
+    assert [t[1:] for t in texts] == [a[1:] for a in actions]  # each turn's events stay together
+
+
+async def test_stale_commit_is_rejected(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client)
+    conversation = cid()
+    async with store.lock(conversation) as token:
+        first = await store.load(conversation)
+        await store.commit(first.with_events([UserUttered(text="a")]), token)
+        with pytest.raises(StaleSessionError):
+            await store.commit(first.with_events([UserUttered(text="b")]), token)
+    assert [e.text for e in await store.history(conversation) if isinstance(e, UserUttered)] == ["a"]
+
+
+async def test_commit_after_the_lock_expired_is_rejected(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client, StoreOptions(lock_ttl_ms=50))
+    conversation = cid()
+    async with store.lock(conversation) as token:
+        session = await store.load(conversation)
+        await asyncio.sleep(0.1)
+        async with store.lock(conversation):  # the next turn takes over the expired lock
+            with pytest.raises(StaleSessionError, match="lock lost"):
+                await store.commit(session.with_events([UserUttered(text="late")]), token)
+    assert await store.history(conversation) == []
+
+
+async def test_lock_wait_is_bounded(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client, StoreOptions(lock_wait_s=0.05))
+    conversation = cid()
+    async with store.lock(conversation):
+        with pytest.raises(LockTimeoutError, match="stayed locked"):
+            async with store.lock(conversation):
+                pass
+
+
+async def test_inactivity_starts_a_new_session_and_keeps_the_old_events(redis_client: aioredis.Redis) -> None:
+    clock = Clock()
+    store = RedisSessionStore(redis_client, StoreOptions(expiration_s=60), clock=clock)
+    conversation = cid()
+    async with store.lock(conversation) as token:
+        session = await store.load(conversation)
+        session = session.with_events([UserUttered(text="hi", timestamp=clock.now), SlotSet(name="x", value="1", timestamp=clock.now)])
+        await store.commit(session, token)
+    clock.now += 61
+    async with store.lock(conversation) as token:
+        session = await store.load(conversation)
+        assert [type(e) for e in session.events] == [SessionStarted, SlotSet]  # carried-over slot
+        assert session.state.session_number == 2 and session.slots == {"x": "1"}
+        await store.commit(session.with_events([UserUttered(text="again", timestamp=clock.now)]), token)
+    current = await store.load(conversation)
+    assert [e.text for e in current.events if isinstance(e, UserUttered)] == ["again"]
+    assert len(await store.history(conversation)) == 6
+
+
+async def test_duplicate_delivery_is_seen_once(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client)
+    message_id = uuid.uuid4().hex
+    assert await store.first_delivery("rest", message_id)
+    assert not await store.first_delivery("rest", message_id)
+
+
+def test_all_keys_of_a_conversation_share_one_cluster_slot() -> None:
+    assert len({key_slot(k.encode()) for k in keys("wx:oUser{1}")}) == 1
+
+
+async def test_unreachable_redis_gives_a_clear_error() -> None:
+    client = client_for_url("redis://127.0.0.1:1/0")
+    store = RedisSessionStore(client, describe="Redis at redis://127.0.0.1:1")
+    with pytest.raises(SessionStoreError, match="unreachable"):
+        await store.ping()
+    await client.aclose()

@@ -57,9 +57,9 @@ class Bot:
                 f"message is {len(message.text)} characters long; the limit is {self._max_chars} "
                 "(KEFU_MAX_MESSAGE_CHARS)"
             )
-        if message.message_id and not await self.store.first_delivery(message.channel, message.message_id):
-            return BotAnswer((), None, duplicate=True)
         try:
+            if message.message_id and not await self.store.first_delivery(message.channel, message.message_id):
+                return BotAnswer((), None, duplicate=True)
             return await self._turn_with_retry(message)
         except KefuError as err:
             log.warning("turn failed in conversation %s: %s", message.conversation_id, type(err).__name__)

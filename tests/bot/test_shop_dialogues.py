@@ -1,0 +1,125 @@
+"""Whole turns through the demo shop: real NLU, knowledge, Redis and safety (the generator is not needed here)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from bot.events import BotUttered, HandedOff, SafetyBlocked, UserUttered
+from bot.settings import Settings
+from bot.wiring import Project, build_runtime
+from tests.bot.conftest import Chat
+
+pytestmark = pytest.mark.integration
+
+
+async def test_order_status_in_chinese_fills_the_form_then_calls_the_order_api(shop) -> None:
+    chat = Chat(shop)
+    assert "订单号" in (await chat.texts("我想查一下我的订单"))[0]
+    status = await chat.texts("SO20261001")
+    assert status == ["订单 SO20261001 的状态：已发货，顺丰速运，运单号 SF1402658830271，预计 1-2 天送达。"]
+
+
+async def test_order_status_in_english_with_the_id_up_front(shop) -> None:
+    answer = await Chat(shop).user("where is my order SO20261003?")
+    assert [r.text for r in answer.replies] == ["Order SO20261003: Delivered on 2026-10-05 at 14:22."]
+    assert answer.trace is not None and [d.action for d in answer.trace.decisions][:2] == [
+        "order_form",
+        "action_check_order",
+    ]
+
+
+async def test_unknown_order_is_reported_and_forgotten(shop) -> None:
+    chat = Chat(shop)
+    assert "SO29999999" in (await chat.texts("查订单 SO29999999"))[0]
+    assert "订单号" in (await chat.texts("帮我查下订单状态"))[0]  # asks again instead of reusing the wrong id
+
+
+@pytest.mark.parametrize(
+    ("question", "fact_id", "expected"),
+    [
+        ("支持七天无理由退货吗", "faq_ret_01_zh", "7 天"),
+        ("What is your return policy?", "faq_ret_01_en", "7 days"),
+        ("星耀X1 Pro多少钱", "kg:x1_pro|price", "¥5999"),
+        ("How much is the X1 Pro?", "kg:x1_pro|price", "¥5999"),
+    ],
+)
+async def test_questions_are_answered_from_knowledge_with_citations(shop, question, fact_id, expected) -> None:
+    answer = await Chat(shop).user(question)
+    assert len(answer.replies) == 1
+    assert answer.replies[0].fact_ids == (fact_id,)
+    assert expected in answer.replies[0].text
+    assert answer.trace is not None and answer.trace.facts[0].id == fact_id
+
+
+async def test_trace_records_every_stage_with_timings(shop) -> None:
+    answer = await Chat(shop).user("你好")
+    trace = answer.trace
+    assert trace is not None and trace.nlu is not None and trace.nlu.intent == "greet"
+    names = [stage.name for stage in trace.stages]
+    assert names[:3] == ["input_safety", "nlu", "policies"] and "output_safety" in names
+    assert all(stage.ms >= 0 for stage in trace.stages)
+    assert trace.decisions[0].policy == "rules" and "rule" in trace.decisions[0].reason
+
+
+async def test_complaint_hands_off_and_the_bot_then_stays_silent(shop) -> None:
+    chat = Chat(shop)
+    handoff = await chat.user("你们服务太差了，我要投诉！")
+    assert handoff.replies and "人工" in handoff.replies[0].text
+    assert (await chat.user("人呢？")).replies == ()
+    events = await shop.bot.store.history(chat.conversation_id)
+    assert any(isinstance(e, HandedOff) for e in events)
+    assert isinstance(events[-1], UserUttered)  # the message is kept for the human agent
+
+
+async def test_out_of_scope_and_low_confidence_get_the_fallbacks(shop) -> None:
+    assert "shop" in (await Chat(shop).texts("who won the football game last night"))[0].lower()
+    fallback = await Chat(shop).user("qzxv blorp wug")
+    assert fallback.trace is not None and fallback.trace.nlu is not None
+    assert fallback.trace.nlu.intent == "nlu_fallback"
+
+
+async def test_personal_data_is_masked_before_nlu_and_abuse_is_refused(shop) -> None:
+    chat = Chat(shop)
+    answer = await chat.user("我的手机号是13812345678，订单怎么还没到")
+    assert answer.trace is not None and answer.trace.nlu is not None
+    assert "13812345678" not in answer.trace.nlu.text and "138****5678" in answer.trace.nlu.text
+    refused = await chat.user("你这个傻逼机器人")
+    assert len(refused.replies) == 1 and "文明" in refused.replies[0].text
+    assert any(isinstance(e, SafetyBlocked) for e in await shop.bot.store.history(chat.conversation_id))
+
+
+async def test_concurrent_messages_to_one_conversation_run_in_turn_and_lose_nothing(shop) -> None:
+    chat = Chat(shop)
+    questions = ["你好", "运费怎么算", "How much is the X1 Pro?", "谢谢"]
+    await asyncio.gather(*(chat.user(q) for q in questions))
+    events = await shop.bot.store.history(chat.conversation_id)
+    said = [e.text for e in events if isinstance(e, UserUttered)]
+    assert sorted(said) == sorted(questions)
+    # every user message is followed by its own answer before the next message starts
+    kinds = [type(e).__name__ for e in events if isinstance(e, UserUttered | BotUttered)]
+    assert kinds == ["UserUttered", "BotUttered"] * 4
+
+
+async def test_a_duplicate_delivery_gets_no_second_answer(shop) -> None:
+    chat = Chat(shop)
+    first = await chat.user("你好", message_id="wx-123-" + chat.conversation_id)
+    again = await chat.user("你好", message_id="wx-123-" + chat.conversation_id)
+    assert first.replies and again.duplicate and again.replies == ()
+    assert sum(isinstance(e, UserUttered) for e in await shop.bot.store.history(chat.conversation_id)) == 1
+
+
+async def test_oversized_message_is_refused_with_the_limit(shop) -> None:
+    from bot.errors import BadRequestError
+
+    with pytest.raises(BadRequestError, match="limit is 4000"):
+        await Chat(shop).user("好" * 5000)
+
+
+async def test_redis_lost_gives_a_polite_reply(shop_project: Project) -> None:
+    runtime = build_runtime(shop_project, Settings(data_dir=shop_project.data_dir, redis_url="redis://127.0.0.1:1/0"))
+    runtime.bot.warm_up()
+    answer = await Chat(runtime).user("在吗")
+    assert [r.text for r in answer.replies] == ["抱歉，系统刚才出了点问题，请稍后再试一次。"]
+    await runtime.aclose()

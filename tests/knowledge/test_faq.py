@@ -1,0 +1,112 @@
+"""FAQ CSV loading: formats accepted, and errors that name the line and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ProjectError
+from knowledge.faq import FaqEntry, load_faq
+
+HEADER = "id,question,similar,answer,tags,lang\n"
+
+
+def write(tmp_path: Path, text: str, *, encoding: str = "utf-8") -> Path:
+    path = tmp_path / "faq.csv"
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def test_loads_entries_with_lists_and_languages(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        HEADER
+        + "ship_zh,多久发货？,几天发货|什么时候发货,24 小时内发货。,shipping|orders,zh\n"
+        + 'ship_en,When do you ship?,How soon do you ship,"We ship within 24 hours, every day.",shipping,en\n',
+    )
+    entries = load_faq(path)
+    assert entries == (
+        FaqEntry(
+            "ship_zh",
+            "多久发货？",
+            "24 小时内发货。",
+            "zh",
+            ("几天发货", "什么时候发货"),
+            ("shipping", "orders"),
+            line=2,
+        ),
+        FaqEntry(
+            "ship_en",
+            "When do you ship?",
+            "We ship within 24 hours, every day.",
+            "en",
+            ("How soon do you ship",),
+            ("shipping",),
+            line=3,
+        ),
+    )
+    assert entries[0].questions == ("多久发货？", "几天发货", "什么时候发货")
+
+
+def test_bom_optional_columns_blank_rows_and_guessed_language(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "id,question,answer\n\nq1,怎么退货？,在订单页申请。\nq2,How do I return?,From the order page.\n",
+        encoding="utf-8-sig",
+    )
+    entries = load_faq(path)
+    assert [(entry.id, entry.lang, entry.line, entry.similar, entry.tags) for entry in entries] == [
+        ("q1", "zh", 3, (), ()),
+        ("q2", "en", 4, (), ()),
+    ]
+
+
+def test_full_width_separator_and_region_language_codes(tmp_path: Path) -> None:
+    path = write(tmp_path, HEADER + "q1,多久发货？,几天发货｜何时发货,很快。,shipping,zh-CN\n")
+    (entry,) = load_faq(path)
+    assert entry.similar == ("几天发货", "何时发货")
+    assert entry.lang == "zh"
+
+
+def test_missing_file_is_an_empty_faq(tmp_path: Path) -> None:
+    assert load_faq(tmp_path / "faq.csv") == ()
+
+
+def test_empty_file_is_an_empty_faq(tmp_path: Path) -> None:
+    assert load_faq(write(tmp_path, "")) == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "fragment"),
+    [
+        ("id,question,similar\nq1,Hi,\n", 1, "missing column(s) answer"),
+        ("id,question,answr\nq1,Hi,Hello\n", 1, "did you mean 'answer'"),
+        (
+            HEADER + "q1,Hi,,Hello,,en\nq2,Bye,,Bye,,en\nq1,Hey,,Hello,,en\n",
+            4,
+            "duplicate FAQ id 'q1' (first on line 2)",
+        ),
+        (HEADER + "q1,Hi,,,,en\n", 2, "empty 'answer'"),
+        (HEADER + "q1,Hi,,Hello,,fr\n", 2, "unknown lang 'fr'"),
+        (HEADER + "q1,Hi,,Hello, world,,en\n", 2, "quote a field that contains a comma"),
+        # A quoted answer may span lines: the error points at the line the bad row starts on.
+        (HEADER + 'q1,Hi,,"two\nlines",,en\nq2,Bye,,,,en\n', 4, "empty 'answer'"),
+    ],
+)
+def test_errors_name_the_line(tmp_path: Path, text: str, line: int, fragment: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ProjectError) as caught:
+        load_faq(path)
+    assert caught.value.line == line
+    assert caught.value.path == str(path)
+    assert fragment in str(caught.value)
+    assert f"faq.csv:{line}:" in str(caught.value)
+
+
+def test_text_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_bytes((HEADER + "q1,Hi,,Hello,,en\n").encode() + "q2,多久发货,,很快,,zh\n".encode("gbk"))
+    with pytest.raises(ProjectError, match="not UTF-8") as caught:
+        load_faq(path)
+    assert caught.value.line == 3

@@ -66,7 +66,9 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
     from bot.project.init import write_starter_project
 
     write_starter_project(args.directory, force=args.force)
-    print(f"Wrote a starter project to {args.directory}. Next: kefu train {args.directory} && kefu chat {args.directory}")
+    print(
+        f"Wrote a starter project to {args.directory}. Next: kefu train {args.directory} && kefu chat {args.directory}"
+    )
     return 0
 
 
@@ -137,7 +139,9 @@ def format_trace(trace: Trace) -> str:
         lines.append(f"  candidate [{c.generator}] {c.finish_reason}: {c.text[:80]}")
     for v in trace.verdicts:
         if not v.allowed or v.redacted is not None:
-            lines.append(f"  safety {v.check}/{v.stage}: {'allowed' if v.allowed else 'BLOCKED'} {v.category} {v.reason}")
+            lines.append(
+                f"  safety {v.check}/{v.stage}: {'allowed' if v.allowed else 'BLOCKED'} {v.category} {v.reason}"
+            )
     lines.append("  stages: " + ", ".join(f"{s.name} {s.ms:.1f}ms" for s in trace.stages))
     return "\n".join(lines)
 
@@ -179,3 +183,7 @@ async def _test_stories(runtime: Runtime, project: Path) -> int:
     failed = sum(not r.passed for r in results)
     print(f"{len(results) - failed} passed, {failed} failed")
     return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

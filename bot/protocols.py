@@ -56,7 +56,7 @@ class DecodingParams:
     max_new_tokens: int = 96
     temperature: float = 0.0
     top_p: float = 1.0
-    repetition_penalty: float = 1.1
+    repetition_penalty: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = 0
 

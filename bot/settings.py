@@ -11,6 +11,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
 
+LanguageCode = Literal["zh", "en"]
+
+
+def _languages(*codes: LanguageCode) -> list[LanguageCode]:
+    return list(codes)
+
 
 class Settings(BaseSettings):
     """Process settings: `KEFU_*` environment variables, and `REDIS_URL`."""
@@ -56,13 +62,16 @@ class GeneratorConfig(_Section):
     )
     model: str = Field("smollm2", description="`smollm2` (packaged), a model folder, or a Hugging Face hub id")
     gguf_file: str | None = Field(None, description="GGUF file inside `model`, for GGUF checkpoints")
-    languages: list[Literal["zh", "en"]] = Field(
-        default_factory=lambda: ["en"], description="Languages the model answers well; others get extractive answers"
+    languages: list[LanguageCode] = Field(
+        default_factory=lambda: _languages("en"),
+        description="Languages the model answers well; others get extractive answers",
     )
     max_new_tokens: int = Field(96, ge=1, le=4096)
     temperature: float = Field(0.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)
-    repetition_penalty: float = Field(1.1, ge=1, le=2)
+    repetition_penalty: float = Field(
+        1.0, ge=1, le=2, description="Above 1 also penalises copying the facts from the prompt"
+    )
     candidates: int = Field(1, ge=1, le=8)
 
 
@@ -79,8 +88,8 @@ class ActionsConfig(_Section):
 class ProjectConfig(_Section):
     """The project's `kefu.yml`; every key is optional."""
 
-    language: list[Literal["zh", "en"]] = Field(default_factory=lambda: ["zh", "en"])
-    default_language: Literal["zh", "en"] = "zh"
+    language: list[LanguageCode] = Field(default_factory=lambda: _languages("zh", "en"))
+    default_language: LanguageCode = "zh"
     nlu: NluConfig = NluConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
     generator: GeneratorConfig = GeneratorConfig()

@@ -30,6 +30,7 @@ from knowledge.retriever import KnowledgeRetriever
 from policies.ensemble import PolicyEnsemble
 from policies.forms import FormPolicy
 from policies.rules import RulePolicy
+from safety.grounding import GroundingCheck
 from safety.lexicon import LexiconCheck, default_lexicon_paths, load_lexicon
 from safety.pii import PiiMasker
 from safety.pipeline import SafetyPipeline
@@ -126,7 +127,7 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     generator = _generator(project)
     domain = project.files.domain
     renderer = ResponseRenderer(domain)
-    answer = AnswerAction(retriever, generator, renderer, _answer_options(config))
+    answer = AnswerAction(retriever, generator, renderer, _answer_options(config), grounding=GroundingCheck())
     actions = _actions(project, renderer, answer)
     policies = PolicyEnsemble(
         [

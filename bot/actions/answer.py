@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from bot.actions.responses import ResponseRenderer
 from bot.events import BotUttered, Event, Session, UserUttered
-from bot.protocols import DecodingParams, Generator, PromptContext, Retriever, TraceSink
+from bot.protocols import DecodingParams, Generator, PromptContext, Retriever, SafetyCheck, TraceSink
 from bot.types import LANGUAGE_SLOT, Candidate, Domain, Fact, Language
 
 HISTORY_TURNS = 4
@@ -32,11 +32,14 @@ class AnswerAction:
         generator: Generator | None,
         renderer: ResponseRenderer,
         options: AnswerOptions = AnswerOptions(),
+        *,
+        grounding: SafetyCheck | None = None,
     ) -> None:
         self._retriever = retriever
         self._generator = generator
         self._renderer = renderer
         self._options = options
+        self._grounding = grounding
 
     async def run(self, session: Session, domain: Domain, trace: TraceSink) -> list[Event]:
         message = session.latest_message()
@@ -56,7 +59,7 @@ class AnswerAction:
             candidate = await self._generate(session, message.text, usable, language, trace)
             if candidate is not None:
                 return [BotUttered(text=candidate.text, fact_ids=candidate.fact_ids, template="generated")]
-        if usable:  # no generator for this language: the closest fact, quoted as written
+        if usable:  # no generator for this language, or no grounded candidate: the closest fact as written
             return [BotUttered(text=usable[0].text, fact_ids=(usable[0].id,), template=f"knowledge:{usable[0].source}")]
         return (
             [self._renderer.render("utter_no_answer", session.slots)] if self._renderer.has("utter_no_answer") else []
@@ -73,8 +76,15 @@ class AnswerAction:
                 self._generator.generate, context, n=self._options.candidates, params=self._options.params
             )
         trace.add_candidates(candidates)
-        ranked = sorted((c for c in candidates if c.text.strip()), key=lambda c: -c.score)
-        return ranked[0] if ranked else None
+        grounded = [c for c in candidates if c.text.strip() and self._is_grounded(c, session, facts, trace)]
+        return max(grounded, key=lambda c: c.score) if grounded else None
+
+    def _is_grounded(self, candidate: Candidate, session: Session, facts: list[Fact], trace: TraceSink) -> bool:
+        if self._grounding is None:
+            return True
+        verdict = self._grounding.check(candidate.text, stage="output", session=session, facts=facts)
+        trace.add_verdicts([verdict])
+        return verdict.allowed
 
 
 def _quote(fact: Fact) -> BotUttered:

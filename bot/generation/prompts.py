@@ -6,6 +6,7 @@ from importlib import resources
 from pathlib import Path
 
 import jinja2
+import jinja2.sandbox
 
 from bot.protocols import PromptContext
 

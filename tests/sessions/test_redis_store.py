@@ -107,7 +107,9 @@ async def test_inactivity_starts_a_new_session_and_keeps_the_old_events(redis_cl
     conversation = cid()
     async with store.lock(conversation) as token:
         session = await store.load(conversation)
-        session = session.with_events([UserUttered(text="hi", timestamp=clock.now), SlotSet(name="x", value="1", timestamp=clock.now)])
+        session = session.with_events(
+            [UserUttered(text="hi", timestamp=clock.now), SlotSet(name="x", value="1", timestamp=clock.now)]
+        )
         await store.commit(session, token)
     clock.now += 61
     async with store.lock(conversation) as token:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -120,7 +120,6 @@ class SessionStore(Protocol):
 
 
 OnMessage = Callable[[Message], Awaitable[list[Any]]]
-ReplyStream = AsyncIterator[str]
 
 
 class Channel(Protocol):

@@ -64,6 +64,9 @@ class Bot:
         except KefuError as err:
             log.warning("turn failed in conversation %s: %s", message.conversation_id, type(err).__name__)
             return await self._failed(message, err)
+        except Exception as err:  # the edge of a turn: a bug anywhere becomes a polite reply and a record
+            log.exception("unexpected error in a turn of conversation %s", message.conversation_id)
+            return await self._failed(message, err)
 
     def trace(self, trace_id: str) -> Trace | None:
         return self._traces.get(trace_id)
@@ -82,7 +85,7 @@ class Bot:
         self._remember(result.trace)
         return BotAnswer(result.replies, result.trace)
 
-    async def _failed(self, message: Message, err: KefuError) -> BotAnswer:
+    async def _failed(self, message: Message, err: Exception) -> BotAnswer:
         language = detect_language(message.text)
         try:
             async with self.store.lock(message.conversation_id) as token:

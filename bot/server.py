@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 def create_app(runtime: Runtime) -> Starlette:
     bot = runtime.bot
 
-    async def on_message(message: Message) -> BotAnswer | JSONResponse:
+    async def on_message(message: Message) -> BotAnswer:
         return await bot.handle(message)
 
     async def health(request: Request) -> JSONResponse:

@@ -4,12 +4,16 @@ the generator answers from the retrieved facts; with no usable fact the bot says
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass, field
 
 from bot.actions.responses import ResponseRenderer
+from bot.errors import GenerationError
 from bot.events import BotUttered, Event, Session, UserUttered
 from bot.protocols import DecodingParams, Generator, PromptContext, Retriever, SafetyCheck, TraceSink
 from bot.types import LANGUAGE_SLOT, Candidate, Domain, Fact, Language
+
+log = logging.getLogger(__name__)
 
 HISTORY_TURNS = 4
 
@@ -72,9 +76,13 @@ class AnswerAction:
             return None
         context = PromptContext(question, tuple(facts), language, _history(session), dict(session.slots))
         with trace.stage("generation", self._generator.name):
-            candidates = await asyncio.to_thread(
-                self._generator.generate, context, n=self._options.candidates, params=self._options.params
-            )
+            try:
+                candidates = await asyncio.to_thread(
+                    self._generator.generate, context, n=self._options.candidates, params=self._options.params
+                )
+            except GenerationError as err:  # the facts are still there to quote
+                log.warning("generation failed, quoting the best fact instead: %s", err)
+                return None
         trace.add_candidates(candidates)
         grounded = [c for c in candidates if c.text.strip() and self._is_grounded(c, session, facts, trace)]
         return max(grounded, key=lambda c: c.score) if grounded else None

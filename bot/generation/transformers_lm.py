@@ -41,24 +41,31 @@ class TransformersGenerator:
         self._model_ref, self._gguf_file = model, gguf_file
         self._prompts = prompts
         self._lock = threading.Lock()
+        self._load_lock = threading.Lock()
         self._model: Any = None
         self._tokenizer: Any = None
         self.name = f"transformers:{model}"
 
     def warm_up(self) -> None:
-        if self._model is not None:
-            return
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        # the server warms up in the background while a turn may already need the model: load it once
+        with self._load_lock:
+            if self._model is None:
+                self._load()
 
+    def _load(self) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as err:
+            raise GenerationError(f"transformers cannot be imported: {err}") from err
         path, gguf = resolve_model(self._model_ref, self._gguf_file)
         kwargs: dict[str, Any] = {"gguf_file": gguf} if gguf else {}
         try:
-            self._tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+            tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
             model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
-            self._model = model.eval()
         except (OSError, ValueError) as err:
             raise GenerationError(f"cannot load generator model {self._model_ref!r}: {err}") from err
+        self._tokenizer, self._model = tokenizer, model.eval()
         log.info("generator %s loaded", self.name)
 
     def generate(self, context: PromptContext, *, n: int = 1, params: DecodingParams | None = None) -> list[Candidate]:

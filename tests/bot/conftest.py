@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -35,9 +35,6 @@ async def shop(shop_project: Project, redis_target: str) -> AsyncIterator[Runtim
     runtime.bot.warm_up()
     yield runtime
     await runtime.aclose()
-
-
-Say = Callable[[str], "AsyncIterator[BotAnswer]"]
 
 
 class Chat:

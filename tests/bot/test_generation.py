@@ -6,6 +6,7 @@ import pytest
 
 from bot.actions.answer import AnswerAction, AnswerOptions
 from bot.actions.responses import ResponseRenderer
+from bot.errors import GenerationError
 from bot.events import Session, UserUttered
 from bot.generation.prompts import PromptBuilder
 from bot.generation.transformers_lm import TransformersGenerator
@@ -99,3 +100,37 @@ def test_grounding_accepts_numbers_from_facts_or_slots_only() -> None:
     assert not check.check("It costs ¥20.", stage="output", facts=[FACT]).allowed
     session = Session("s").with_events([])
     assert check.check("No numbers here.", stage="output", session=session).allowed
+
+
+class Failing:
+    name = "failing"
+
+    def generate(self, context, *, n=1, params=None):
+        raise GenerationError("the model server went away")
+
+
+async def test_a_failing_generator_falls_back_to_quoting_the_fact() -> None:
+    [said] = await answer_action(Failing()).run(ask("how quick is express?"), Domain(()), TraceRecorder("g"))
+    assert said.text == FACT.text and said.fact_ids == ("faq_ship_express",)
+
+
+def test_concurrent_warm_ups_load_the_model_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import transformers
+
+    loads = []
+    original = transformers.AutoModelForCausalLM.from_pretrained
+
+    def counting(*args, **kwargs):
+        loads.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", counting)
+    model = TransformersGenerator(prompts=PromptBuilder())
+    threads = [threading.Thread(target=model.warm_up) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert loads == [1]

@@ -123,3 +123,23 @@ async def test_redis_lost_gives_a_polite_reply(shop_project: Project) -> None:
     answer = await Chat(runtime).user("在吗")
     assert [r.text for r in answer.replies] == ["抱歉，系统刚才出了点问题，请稍后再试一次。"]
     await runtime.aclose()
+
+
+class BrokenNlu:
+    def parse(self, message, session):
+        raise RuntimeError("a bug in a stage")
+
+
+async def test_a_bug_in_any_stage_gives_a_polite_reply_and_is_recorded(shop) -> None:
+    import dataclasses
+
+    from bot.events import TurnFailed
+
+    shop.bot.parts = dataclasses.replace(shop.bot.parts, nlu=BrokenNlu())
+    chat = Chat(shop)
+    answer = await chat.user("How much is the X1 Pro?")
+    assert [r.text for r in answer.replies] == [
+        "Sorry, something went wrong on our side. Please try again in a moment."
+    ]
+    [failed] = [e for e in await shop.bot.store.history(chat.conversation_id) if isinstance(e, TurnFailed)]
+    assert failed.stage == "RuntimeError" and "a bug in a stage" in failed.error

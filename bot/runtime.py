@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -62,10 +63,10 @@ class Bot:
                 return BotAnswer((), None, duplicate=True)
             return await self._turn_with_retry(message)
         except KefuError as err:
-            log.warning("turn failed in conversation %s: %s", message.conversation_id, type(err).__name__)
+            log.warning("turn failed in conversation %s: %s", _ref(message.conversation_id), type(err).__name__)
             return await self._failed(message, err)
         except Exception as err:  # the edge of a turn: a bug anywhere becomes a polite reply and a record
-            log.exception("unexpected error in a turn of conversation %s", message.conversation_id)
+            log.exception("unexpected error in a turn of conversation %s", _ref(message.conversation_id))
             return await self._failed(message, err)
 
     def trace(self, trace_id: str) -> Trace | None:
@@ -93,10 +94,15 @@ class Bot:
                 failed = TurnFailed(stage=type(err).__name__, error=str(err)[:500])
                 await self.store.commit(session.with_events([failed]), token)
         except KefuError:
-            log.warning("could not record the failed turn of conversation %s", message.conversation_id)
+            log.warning("could not record the failed turn of conversation %s", _ref(message.conversation_id))
         return BotAnswer((Reply(text=_SORRY[language]),), None)
 
     def _remember(self, trace: Trace) -> None:
         self._traces[trace.trace_id] = trace
         while len(self._traces) > TRACES_KEPT:
             self._traces.popitem(last=False)
+
+
+def _ref(conversation_id: str) -> str:
+    """What logs show of a conversation: channels may use a phone number or an e-mail address as its id."""
+    return hashlib.sha256(conversation_id.encode()).hexdigest()[:12]

@@ -130,16 +130,20 @@ class BrokenNlu:
         raise RuntimeError("a bug in a stage")
 
 
-async def test_a_bug_in_any_stage_gives_a_polite_reply_and_is_recorded(shop) -> None:
+async def test_a_bug_in_any_stage_gives_a_polite_reply_and_is_recorded(shop, caplog) -> None:
     import dataclasses
 
     from bot.events import TurnFailed
 
     shop.bot.parts = dataclasses.replace(shop.bot.parts, nlu=BrokenNlu())
-    chat = Chat(shop)
+    import random
+
+    phone = f"139{random.randrange(10**8):08d}"
+    chat = Chat(shop, conversation_id=phone)  # a channel that uses the phone number as the id
     answer = await chat.user("How much is the X1 Pro?")
     assert [r.text for r in answer.replies] == [
         "Sorry, something went wrong on our side. Please try again in a moment."
     ]
     [failed] = [e for e in await shop.bot.store.history(chat.conversation_id) if isinstance(e, TurnFailed)]
     assert failed.stage == "RuntimeError" and "a bug in a stage" in failed.error
+    assert "unexpected error" in caplog.text and phone not in caplog.text

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +74,18 @@ def open_project(path: Path, settings: Settings) -> Project:
     return Project(files, load_project_config(root), settings.data_dir or root / ".kefu")
 
 
-def train(project: Project, *, force: bool = False, progress: bool = True) -> TrainReport | None:
-    """Train what the project lacks (NLU unless unchanged) and build the knowledge index; None if nothing to train."""
+def train(
+    project: Project, *, force: bool = False, progress: bool = True, parts: Collection[str] = ("nlu", "knowledge")
+) -> TrainReport | None:
+    """Train the `parts` the project lacks ("nlu" unless unchanged, "knowledge" builds the index).
+
+    Returns the NLU training report, or None when the NLU was not trained.
+    """
     embedder = E5Embedder() if project.config.nlu.dense_features else None
     entities = project.files.domain.entities
     report = None
-    if force or needs_training(project.files.nlu, project.nlu_dir, embedder=embedder, entity_names=entities):
+    stale = force or needs_training(project.files.nlu, project.nlu_dir, embedder=embedder, entity_names=entities)
+    if "nlu" in parts and stale:
         report = train_nlu(
             project.files.nlu,
             project.nlu_dir,
@@ -89,7 +95,8 @@ def train(project: Project, *, force: bool = False, progress: bool = True) -> Tr
             progress=progress,
             entity_names=entities,
         )
-    _retriever(project, embedder or E5Embedder()).warm_up()
+    if "knowledge" in parts:
+        _retriever(project, embedder or E5Embedder()).warm_up()
     return report
 
 

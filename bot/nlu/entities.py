@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.errors import ProjectError
@@ -128,6 +128,11 @@ class EntityExtractor:
     def _entity(self, match: _Match) -> Entity:
         value = self._synonyms.get(match.value.lower(), match.value)
         return Entity(match.name, value, match.start, match.end, _CONFIDENCE[match.extractor], match.extractor)
+
+    def with_synonym(self, entity: Entity) -> Entity:
+        """`entity` with its value mapped to the canonical value of a synonym, if it is one."""
+        value = self._synonyms.get(entity.value.lower(), entity.value)
+        return entity if value == entity.value else replace(entity, value=value)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe description from which `from_json` rebuilds the same extractor."""

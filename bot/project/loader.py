@@ -24,7 +24,7 @@ __all__ = ["ProjectFiles", "load_project", "validate"]
 RASA_DEFAULT_FALLBACK_THRESHOLD = 0.3  # FallbackClassifier's own default when `threshold` is left out
 _YAML_SUFFIXES = (".yml", ".yaml")
 _DATA_KEYS = ("version", "nlu", "rules", "stories", "responses")
-_TEST_KEYS = ("version", "stories")
+_TEST_KEYS = ("version", "stories", "nlu")
 _NEEDS = (
     "A kefu project is a folder with domain.yml (intents, responses, slots, forms, actions), "
     "data/nlu.yml, data/rules.yml, data/stories.yml and tests/test_stories.yml, in Rasa 3.x format; "
@@ -122,7 +122,7 @@ def _read_data(
 
 def _read_tests(root: Path, file: Path, loaded: list[Path]) -> tuple[Story, ...]:
     raw, source = _read(root, file, loaded)
-    _check_keys(raw, source, _TEST_KEYS)
+    _check_keys(raw, source, _TEST_KEYS)  # `nlu:` is held-out NLU test data, for `kefu test nlu`
     return parse_stories(raw.get("stories"), source=source, line=raw.line_of("stories"), is_rule=False)
 
 

@@ -10,11 +10,17 @@ import torch
 
 from bot.errors import ConfigError, ModelNotTrainedError, ProjectError
 from bot.events import Session
-from bot.nlu.classifier import ClassifierConfig, IntentClassifier
+from bot.nlu.model import JointModel
+from bot.nlu.network import NetworkConfig
 from bot.nlu.pipeline import TrainedNlu, TrainReport, data_hash, needs_training, train_nlu
 from bot.types import FALLBACK_INTENT, Message, NluData, NluExample, RegexFeature
 
 SESSION = Session("c1")
+
+
+def logits_of(model_dir: Path, texts: list[str]) -> np.ndarray:
+    model = JointModel.load(model_dir)[0]
+    return np.stack([model.predict(text, model.encode(text), None).logits for text in texts])
 
 
 def message(text: str) -> Message:
@@ -88,17 +94,16 @@ def test_same_seed_gives_identical_weights_and_probabilities(
     assert weights_a.keys() == weights_b.keys()
     assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
     texts = [text for texts in held_out.values() for text in texts]
-    probs_a = IntentClassifier.load(first).predict(texts)
-    probs_b = IntentClassifier.load(second).predict(texts)
-    assert np.array_equal(probs_a, probs_b)
+    assert np.array_equal(logits_of(first, texts), logits_of(second, texts))
 
 
-def test_training_leaves_the_callers_torch_state_alone(nlu_data: NluData) -> None:
+def test_training_leaves_the_callers_torch_state_alone(tmp_path: Path) -> None:
     threads = torch.get_num_threads()
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    IntentClassifier.train(["hi", "bye"], ["greet", "goodbye"], config=ClassifierConfig(epochs=2), progress=False)
+    data = NluData((NluExample("hi", "greet"), NluExample("bye", "goodbye")))
+    train_nlu(data, tmp_path, config=NetworkConfig(epochs=2), progress=False)
     assert torch.equal(torch.rand(3), expected)
     assert torch.get_num_threads() == threads
 
@@ -106,19 +111,20 @@ def test_training_leaves_the_callers_torch_state_alone(nlu_data: NluData) -> Non
 def test_save_load_roundtrip(trained: tuple[Path, TrainReport], tmp_path: Path, held_out: dict[str, list[str]]) -> None:
     model_dir, report = trained
     texts = ["where is my order", "我要退款", "qzxv blorp", ""]
-    original = IntentClassifier.load(model_dir).predict(texts)
+    original = logits_of(model_dir, texts)
     copy = tmp_path / "copy"
     copy.mkdir()
     for name in ("model.pt", "meta.json", "entities.json"):
         (copy / name).write_bytes((model_dir / name).read_bytes())
     reloaded = TrainedNlu(copy)
-    assert np.array_equal(IntentClassifier.load(copy).predict(texts), original)
+    assert np.array_equal(logits_of(copy, texts), original)
     assert reloaded.parse(message("订单SO12345678"), SESSION).entities[0].value == "SO12345678"
     meta = json.loads((model_dir / "meta.json").read_text())
     assert meta["intents"] == sorted(held_out)
     assert meta["data_hash"] == report.data_hash
     assert meta["featurizer"]["dim"] == 2**18
-    assert meta["n_buckets"] > 0
+    assert meta["tags"] == ["O", "B-order_id", "I-order_id", "B-product", "I-product"]
+    assert 0.25 <= meta["temperature"] <= 8
 
 
 def test_train_report(trained: tuple[Path, TrainReport], nlu_data: NluData) -> None:
@@ -170,11 +176,14 @@ def test_data_hash_changes_with_the_data(nlu_data: NluData) -> None:
 
 def test_needs_training(tmp_path: Path) -> None:
     data = NluData(examples=(NluExample("hi", "greet"), NluExample("bye", "goodbye")))
-    assert needs_training(data, tmp_path)
-    train_nlu(data, tmp_path, epochs=2, progress=False)
-    assert not needs_training(data, tmp_path)
+    config = NetworkConfig(epochs=2)
+    assert needs_training(data, tmp_path, config=config)
+    train_nlu(data, tmp_path, config=config, progress=False)
+    assert not needs_training(data, tmp_path, config=config)
     changed = dataclasses.replace(data, examples=(*data.examples, NluExample("hello", "greet")))
-    assert needs_training(changed, tmp_path)
-    assert needs_training(data, tmp_path, entity_names=["order_id"])
+    assert needs_training(changed, tmp_path, config=config)
+    assert needs_training(data, tmp_path, entity_names=["order_id"], config=config)
+    assert needs_training(data, tmp_path, config=NetworkConfig(epochs=3))
+    assert needs_training(data, tmp_path, config=config, seed=1)
     (tmp_path / "model.pt").unlink()
-    assert needs_training(data, tmp_path)
+    assert needs_training(data, tmp_path, config=config)

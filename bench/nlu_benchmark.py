@@ -1,0 +1,185 @@
+"""NLU benchmark on public data: CLINC150 (in-scope accuracy, out-of-scope recall) and BANKING77
+(full training set and 10 examples per intent), printed beside published figures.
+
+    .venv/bin/python bench/nlu_benchmark.py                   # all sets, sparse and sparse+dense
+    .venv/bin/python bench/nlu_benchmark.py --sets banking77 --features sparse
+
+The data lives outside the project (`../shared/data`, see its README); a missing folder is skipped
+with a message. Dense sentence embeddings of the data sets are cached under bench/.cache, so only the
+first run pays for them. Latency is measured per message on one thread, with the real embedder.
+Reports (figures as JSON, confusion matrices, latency histograms) go to bench/results/nlu/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from nlu_data import DATASETS, Dataset, load
+from nlu_plots import latency_histogram
+
+from bot.nlu.embedder import E5Embedder
+from bot.nlu.evaluation import evaluate_predictions
+from bot.nlu.pipeline import TrainedNlu, train_nlu
+from bot.nlu.report import write_report
+from bot.types import NluExample, NluResult
+
+HERE = Path(__file__).resolve().parent
+PUBLISHED = {
+    "clinc150": "BERT-large: in-scope 96-97%, OOS recall 40-50% with a threshold (Larson et al. 2019)",
+    "banking77": "BERT / dual encoders about 93% (Casanueva et al. 2020); Rasa 3.6 DIET here: 89.9% in 103 min",
+    "banking77-10": "BERT / dual encoders about 80-86% with 10 examples per intent (Casanueva et al. 2020)",
+}
+OOS = "out_of_scope"
+
+
+class CachedEmbedder:
+    """E5 query embeddings of a fixed set of texts, computed once and kept in a .npy file."""
+
+    name = E5Embedder.name
+
+    def __init__(self, texts: list[str], cache: Path) -> None:
+        unique = sorted(set(texts))
+        if cache.is_file():
+            vectors = np.load(cache)
+        else:
+            print(f"  embedding {len(unique)} texts once (cached in {cache})", file=sys.stderr)
+            vectors = E5Embedder(num_threads=2).embed_queries(unique)
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cache, vectors)
+        self._rows = {text: i for i, text in enumerate(unique)}
+        self._vectors = vectors
+
+    def embed_queries(self, texts: list[str]) -> np.ndarray:
+        return self._vectors[[self._rows[text] for text in texts]]
+
+
+@dataclass
+class Outcome:
+    name: str
+    features: str
+    accuracy: float
+    macro_f1: float
+    oos_recall: float | None
+    threshold: float
+    train_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def run(dataset: Dataset, features: str, epochs: int, out: Path) -> Outcome:
+    dense = features == "dense"
+    every = [e.text for e in (*dataset.train, *dataset.val, *dataset.test)]
+    embedder = CachedEmbedder(every, HERE / ".cache" / f"{dataset.name.split('-')[0]}.npy") if dense else None
+    with tempfile.TemporaryDirectory() as folder:
+        model_dir = Path(folder)
+        started = time.perf_counter()
+        train_nlu(dataset.data, model_dir, embedder=embedder, epochs=epochs, progress=True)  # type: ignore[arg-type]
+        train_s = time.perf_counter() - started
+        nlu = TrainedNlu(model_dir, embedder=embedder, rule_dimensions=(), fallback_threshold=0.0)  # type: ignore[arg-type]
+        threshold = _threshold(nlu, dataset.val) if dataset.has_oos else 0.0
+        pairs = [(e, _with_threshold(nlu.parse_text(e.text), threshold)) for e in dataset.test]
+        live = TrainedNlu(model_dir, embedder=E5Embedder(num_threads=1) if dense else None, rule_dimensions=())
+        latencies = _latencies(live, [e.text for e in dataset.test[:400]])
+    evaluation = evaluate_predictions(pairs)
+    in_scope = [(e, r) for e, r in pairs if e.intent != OOS]
+    accuracy = float(np.mean([r.intent == e.intent for e, r in in_scope]))
+    tag = f"{dataset.name}-{features}"
+    write_report(evaluation, out / tag, title=f"kefu NLU on {dataset.name} ({features} features)")
+    latency_histogram(latencies, out / tag / "latency.png", title=f"NLU latency per message, {tag}, one thread")
+    p50, p99 = (float(np.percentile(latencies, q)) for q in (50, 99))
+    return Outcome(
+        dataset.name,
+        features,
+        accuracy,
+        evaluation.intent_macro_f1,
+        evaluation.oos_recall,
+        threshold,
+        train_s,
+        p50,
+        p99,
+    )
+
+
+def _with_threshold(result: NluResult, threshold: float) -> NluResult:
+    if result.confidence >= threshold:
+        return result
+    return NluResult(result.text, OOS, result.confidence, result.ranking, result.entities, result.language)
+
+
+def _threshold(nlu: TrainedNlu, val: tuple[NluExample, ...]) -> float:
+    """The confidence threshold that maximises the mean of in-scope accuracy and OOS recall on the validation set."""
+    results = [(e.intent, nlu.parse_text(e.text)) for e in val]
+    best, best_score = 0.0, -1.0
+    for threshold in np.arange(0.0, 0.96, 0.05):
+        inside = [r.intent == want and r.confidence >= threshold for want, r in results if want != OOS]
+        caught = [r.intent == OOS or r.confidence < threshold for want, r in results if want == OOS]
+        score = (float(np.mean(inside)) + float(np.mean(caught))) / 2
+        if score > best_score:
+            best, best_score = float(threshold), score
+    return best
+
+
+def _latencies(nlu: TrainedNlu, texts: list[str]) -> list[float]:
+    torch.set_num_threads(1)
+    nlu.warm_up()
+    for text in texts[:20]:
+        nlu.parse_text(text + " warm")
+    out = []
+    for text in texts:
+        started = time.perf_counter()
+        nlu.parse_text(text)
+        out.append((time.perf_counter() - started) * 1000)
+    return out
+
+
+def _table(outcomes: list[Outcome]) -> str:
+    head = f"{'data set':<14}{'features':<10}{'accuracy':>9}{'macro F1':>9}{'OOS rec.':>9}{'thresh':>7}"
+    head += f"{'train s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+    lines = [head, "-" * len(head)]
+    for o in outcomes:
+        oos = "-" if o.oos_recall is None else f"{o.oos_recall:.3f}"
+        lines.append(
+            f"{o.name:<14}{o.features:<10}{o.accuracy:>9.4f}{o.macro_f1:>9.4f}{oos:>9}{o.threshold:>7.2f}"
+            f"{o.train_s:>9.0f}{o.p50_ms:>8.2f}{o.p99_ms:>8.2f}"
+        )
+    lines += ["", "Published, for comparison:"] + [f"  {name}: {text}" for name, text in PUBLISHED.items()]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=HERE.parent.parent / "shared" / "data")
+    parser.add_argument("--sets", default=",".join(DATASETS), help=f"comma-separated, of {', '.join(DATASETS)}")
+    parser.add_argument("--features", default="sparse,dense", help="sparse, dense (sparse + sentence embedding)")
+    parser.add_argument("--epochs", type=int, default=None, help="default: the NLU's own default")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "nlu")
+    args = parser.parse_args()
+    outcomes = []
+    for name in args.sets.split(","):
+        dataset = load(name, args.data)
+        if dataset is None:
+            print(f"skipping {name}: no data under {args.data} (see ../shared/data/README.md)", file=sys.stderr)
+            continue
+        for features in args.features.split(","):
+            print(f"== {name}, {features} features: {len(dataset.train)} training examples", file=sys.stderr)
+            outcomes.append(run(dataset, features, args.epochs, args.out))
+            print(_table(outcomes[-1:]).split("\n\n")[0], file=sys.stderr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "summary.json").write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))
+    print(_table(outcomes))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

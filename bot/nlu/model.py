@@ -1,0 +1,322 @@
+"""Training, inference and storage of the joint intent + entity network (`bot.nlu.network`).
+
+A model folder holds model.pt (tensors only, loaded with weights_only) and meta.json (intents,
+tags, sizes, the calibration temperature and what the model was trained on).
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from bot.errors import ModelNotTrainedError
+from bot.nlu.crf import OUTSIDE, bio_tags
+from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, IndexArray, ValueArray
+from bot.nlu.network import Batch, JointNet, NetworkConfig
+from bot.nlu.tokens import Token, hash_keys, token_keys, tokenize
+from bot.types import Entity
+
+MODEL_FILE = "model.pt"
+META_FILE = "meta.json"
+FORMAT_VERSION = 2
+TOKEN_DIM = 2**20
+EXTRACTOR = "kefu_tagger"
+
+Logits = npt.NDArray[np.float32]
+Bag = tuple[IndexArray, ValueArray]
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One message as table rows: the sentence bag, one bag per token, and the tokens themselves."""
+
+    sentence: Bag
+    tokens: tuple[Bag, ...]
+    spans: tuple[Token, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Prediction:
+    logits: Logits  # calibrated: already divided by the temperature
+    entities: tuple[Entity, ...]
+
+
+class _Vocabulary:
+    """Hashed bucket -> row of an embedding table, for the buckets seen in training only."""
+
+    def __init__(self, buckets: IndexArray) -> None:
+        self.buckets = buckets
+
+    @classmethod
+    def of(cls, bags: Sequence[IndexArray]) -> _Vocabulary:
+        return cls(np.unique(np.concatenate(bags)) if bags else np.zeros(0, np.int64))
+
+    def rows(self, bag: Bag) -> Bag:
+        indices, values = bag
+        pos = np.searchsorted(self.buckets, indices)
+        known = pos < len(self.buckets)
+        known[known] = self.buckets[pos[known]] == indices[known]
+        return pos[known].astype(np.int64), values[known]
+
+
+class JointModel:
+    """A trained network with its vocabularies, intents, tags and calibration temperature."""
+
+    def __init__(
+        self,
+        net: JointNet,
+        intents: Sequence[str],
+        tags: Sequence[str],
+        vocabularies: tuple[_Vocabulary, _Vocabulary],
+        config: NetworkConfig,
+        featurizer: HashingFeaturizer,
+        temperature: float = 1.0,
+    ) -> None:
+        self.net = net.eval()
+        self.intents = tuple(intents)
+        self.tags = tuple(tags)
+        self.sentence_vocabulary, self.token_vocabulary = vocabularies
+        self.config = config
+        self.featurizer = featurizer
+        self.temperature = temperature
+
+    @classmethod
+    def build(
+        cls,
+        texts: Sequence[str],
+        intents: Sequence[str],
+        entity_names: Sequence[str],
+        dense_dim: int,
+        config: NetworkConfig,
+    ) -> JointModel:
+        """An untrained model whose vocabularies cover `texts`."""
+        featurizer = HashingFeaturizer(FeaturizerConfig())
+        sentence = _Vocabulary.of([featurizer.featurize(text)[0] for text in texts])
+        token = _Vocabulary.of([bag[0] for text in texts for bag in _token_bags(text, config.max_tokens)[0]])
+        tags = bio_tags(list(entity_names))
+        net = JointNet(len(sentence.buckets), len(token.buckets), len(intents), tags, dense_dim, config)
+        return cls(net, intents, tags, (sentence, token), config, featurizer)
+
+    def encode(self, text: str) -> Encoded:
+        bags, tokens = _token_bags(text, self.config.max_tokens)
+        return Encoded(
+            self.sentence_vocabulary.rows(self.featurizer.featurize(text)),
+            tuple(self.token_vocabulary.rows(bag) for bag in bags),
+            tuple(tokens),
+        )
+
+    def batch(self, encoded: Sequence[Encoded], dense: torch.Tensor | None) -> Batch:
+        sentence = _bags([e.sentence for e in encoded])
+        tokens = _bags([bag for e in encoded for bag in e.tokens])
+        lengths = torch.tensor([len(e.tokens) for e in encoded], dtype=torch.int64)
+        return Batch(*sentence, *tokens, lengths, dense)
+
+    def fit(
+        self,
+        encoded: Sequence[Encoded],
+        dense: torch.Tensor | None,
+        intents: torch.Tensor,
+        tags: Sequence[torch.Tensor],
+        *,
+        seed: int,
+        progress: bool,
+    ) -> None:
+        """Train on `encoded` messages with target intent indices and per-token tag indices."""
+        cfg = self.config
+        optimizer = torch.optim.AdamW(self.net.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        steps = cfg.epochs * -(-len(encoded) // cfg.batch_size)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, cfg.learning_rate, total_steps=max(steps, 1))
+        has_entities = len(self.tags) > 1
+        order = torch.Generator().manual_seed(seed)
+        self.net.train()
+        show = progress and sys.stderr.isatty()
+        with tqdm(range(cfg.epochs), desc="training NLU", unit="epoch", disable=not show, leave=False) as bar:
+            for _ in bar:
+                total = 0.0
+                for chunk in torch.split(torch.randperm(len(encoded), generator=order), cfg.batch_size):
+                    picked = chunk.tolist()
+                    batch = self.batch([encoded[i] for i in picked], None if dense is None else dense[chunk])
+                    logits, emissions, mask = self.net(batch)
+                    loss = nn.functional.cross_entropy(logits, intents[chunk])
+                    if has_entities:
+                        loss = loss + cfg.entity_weight * self._tag_loss(emissions, mask, [tags[i] for i in picked])
+                    optimizer.zero_grad()
+                    loss.backward()  # type: ignore[no-untyped-call]
+                    optimizer.step()
+                    schedule.step()
+                    total += loss.item() * len(picked)
+                bar.set_postfix(loss=f"{total / max(len(encoded), 1):.4f}")
+        self.net.eval()
+
+    def _tag_loss(self, emissions: torch.Tensor, mask: torch.Tensor, tags: list[torch.Tensor]) -> torch.Tensor:
+        keep = mask[:, 0]  # messages without tokens have nothing to tag
+        if not bool(keep.any()):
+            return emissions.new_zeros(())
+        padded = torch.zeros(mask.shape, dtype=torch.int64)
+        padded[mask] = torch.cat(tags) if tags else torch.zeros(0, dtype=torch.int64)
+        return self.net.crf.nll(emissions[keep], padded[keep], mask[keep])
+
+    def logits(self, encoded: Sequence[Encoded], dense: torch.Tensor | None) -> torch.Tensor:
+        """Uncalibrated intent logits, for fitting the temperature."""
+        with torch.inference_mode():
+            logits: torch.Tensor = self.net(self.batch(encoded, dense))[0]
+        return logits
+
+    def predict(self, text: str, encoded: Encoded, dense: torch.Tensor | None) -> Prediction:
+        """Calibrated intent logits and the tagged entities of one message."""
+        with torch.inference_mode():
+            logits, emissions, _ = self.net(self.batch([encoded], dense))
+            entities: tuple[Entity, ...] = ()
+            if len(self.tags) > 1 and encoded.tokens:
+                scores = emissions[0, : len(encoded.tokens)]
+                path = self.net.crf.decode(scores)
+                confidence = torch.softmax(scores, dim=-1).max(dim=-1).values.tolist()
+                entities = _spans(text, encoded.spans, [self.tags[i] for i in path], confidence)
+        return Prediction((logits[0] / self.temperature).numpy(), entities)
+
+    def save(self, model_dir: Path, extra: dict[str, Any]) -> None:
+        """Write model.pt and then meta.json; a folder without meta.json is never trusted."""
+        model_dir.mkdir(parents=True, exist_ok=True)
+        tensors = {
+            **self.net.state_dict(),
+            "vocabulary.sentence": torch.from_numpy(self.sentence_vocabulary.buckets),
+            "vocabulary.token": torch.from_numpy(self.token_vocabulary.buckets),
+        }
+        meta = {
+            "format": FORMAT_VERSION,
+            "intents": list(self.intents),
+            "tags": list(self.tags),
+            "network": self.config.to_json(),
+            "featurizer": self.featurizer.config.to_json(),
+            "dense_dim": 0 if self.net.dense is None else self.net.dense.in_features,
+            "temperature": self.temperature,
+            **extra,
+        }
+        _atomic_write(model_dir / MODEL_FILE, lambda path: torch.save(tensors, path))
+        _atomic_write(
+            model_dir / META_FILE, lambda path: path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
+        )
+
+    @classmethod
+    def load(cls, model_dir: Path) -> tuple[JointModel, dict[str, Any]]:
+        """What `save` wrote, with its meta.json; ModelNotTrainedError when missing or unreadable."""
+        meta = read_meta(model_dir)
+        if meta is None or not (model_dir / MODEL_FILE).is_file():
+            raise ModelNotTrainedError(f"no trained NLU model in {model_dir}: run `kefu train nlu` first")
+        try:
+            tensors = torch.load(model_dir / MODEL_FILE, weights_only=True)
+            vocabularies = (
+                _Vocabulary(tensors.pop("vocabulary.sentence").numpy()),
+                _Vocabulary(tensors.pop("vocabulary.token").numpy()),
+            )
+            config = NetworkConfig.from_json(meta["network"])
+            tags = list(meta["tags"])
+            sizes = (len(vocabularies[0].buckets), len(vocabularies[1].buckets), len(meta["intents"]))
+            net = JointNet(*sizes, tags, int(meta["dense_dim"]), config)
+            net.load_state_dict(tensors)
+            featurizer = HashingFeaturizer(FeaturizerConfig.from_json(meta["featurizer"]))
+            model = cls(net, meta["intents"], tags, vocabularies, config, featurizer, float(meta["temperature"]))
+        except (KeyError, TypeError, ValueError, RuntimeError, OSError, pickle.UnpicklingError) as err:
+            raise ModelNotTrainedError(
+                f"the NLU model in {model_dir} is unreadable ({err}): run `kefu train nlu`"
+            ) from err
+        return model, meta
+
+
+def tag_targets(spans: Sequence[Token], entities: Sequence[Entity], tags: Sequence[str]) -> torch.Tensor:
+    """BIO tag indices for `spans` from annotated entities (a token overlapping an entity belongs to it)."""
+    index = {tag: i for i, tag in enumerate(tags)}
+    out = [0] * len(spans)
+    for entity in entities:
+        inside = [i for i, t in enumerate(spans) if t.start < entity.end and entity.start < t.end]
+        for k, i in enumerate(inside):
+            out[i] = index.get(f"{'B' if k == 0 else 'I'}-{entity.name}", 0)
+    return torch.tensor(out, dtype=torch.int64)
+
+
+def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """The temperature minimising the negative log-likelihood of held-out predictions (a grid: deterministic)."""
+    grid = np.geomspace(0.25, 8.0, 61)
+    losses = [float(nn.functional.cross_entropy(logits / t, targets)) for t in grid]
+    return float(grid[int(np.argmin(losses))])
+
+
+def read_meta(model_dir: Path) -> dict[str, Any] | None:
+    """The folder's meta.json, or None when it is missing, unreadable or of another format."""
+    try:
+        meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
+        return None
+    return meta
+
+
+@contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Seed torch and run on one thread, restoring the caller's RNG state and thread count afterwards.
+
+    One thread fixes the order of floating-point reductions, so CPU training is bit-for-bit
+    reproducible; this network is too small to gain from more threads anyway.
+    """
+    threads = torch.get_num_threads()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+
+
+def _token_bags(text: str, max_tokens: int) -> tuple[list[Bag], list[Token]]:
+    tokens = tokenize(text)[:max_tokens]
+    return [hash_keys(keys, TOKEN_DIM) for keys in token_keys(text, tokens)], tokens
+
+
+def _bags(bags: Sequence[Bag]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    lengths = [len(rows) for rows, _ in bags]
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if bags else np.zeros(0, np.int64)
+    rows = np.concatenate([r for r, _ in bags]) if bags else np.zeros(0, np.int64)
+    weights = np.concatenate([w for _, w in bags]) if bags else np.zeros(0, np.float32)
+    return torch.from_numpy(rows), torch.from_numpy(offsets), torch.from_numpy(weights)
+
+
+def _spans(text: str, tokens: Sequence[Token], tags: Sequence[str], confidence: Sequence[float]) -> tuple[Entity, ...]:
+    """Entities from a BIO tag sequence; the value is the text as written between the first and last token."""
+    found: list[Entity] = []
+    open_span: tuple[str, int, int, list[float]] | None = None
+    for token, tag, score in zip(tokens, [*tags], confidence, strict=True):
+        if open_span is not None and tag == f"I-{open_span[0]}":
+            open_span = (open_span[0], open_span[1], token.end, [*open_span[3], score])
+            continue
+        if open_span is not None:
+            found.append(_entity(text, *open_span))
+            open_span = None
+        if tag != OUTSIDE and tag.startswith("B-"):
+            open_span = (tag[2:], token.start, token.end, [score])
+    if open_span is not None:
+        found.append(_entity(text, *open_span))
+    return tuple(found)
+
+
+def _entity(text: str, name: str, start: int, end: int, scores: list[float]) -> Entity:
+    return Entity(name, text[start:end], start, end, float(np.mean(scores)), EXTRACTOR)
+
+
+def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     data_dir: Path | None = Field(None, description="Models, indexes and embedded Redis data; default PROJECT/.kefu")
     max_message_chars: int = Field(4000, ge=1, description="Longer user messages are refused with a clear error")
     log_level: str = Field("INFO", description="Python logging level")
+    rasa_token: SecretStr | None = Field(None, description="Token for a Rasa server used as the NLU (`?token=`)")
 
 
 class _Section(BaseModel):
@@ -41,6 +42,11 @@ class _Section(BaseModel):
 
 
 class NluConfig(_Section):
+    backend: Literal["kefu", "rasa"] = Field(
+        "kefu", description="`kefu`: the trained joint model; `rasa`: a running Rasa server's /model/parse"
+    )
+    rasa_url: str | None = Field(None, description="The Rasa server for `backend: rasa`, e.g. http://localhost:5005")
+    rasa_timeout: float = Field(5.0, gt=0, le=60, description="Seconds to wait for the Rasa server per message")
     fallback_threshold: float | None = Field(
         None, ge=0, le=1, description="Below this intent confidence the intent becomes nlu_fallback (Rasa semantics)"
     )
@@ -54,6 +60,12 @@ class NluConfig(_Section):
         None, description="Rule extractors to run; default: those whose name the domain declares as an entity"
     )
     max_chars: int = Field(1000, ge=1, description="Longer messages are cut to this length for NLU, with a warning")
+
+    @model_validator(mode="after")
+    def _rasa_needs_a_url(self) -> NluConfig:
+        if self.backend == "rasa" and not self.rasa_url:
+            raise ValueError("`backend: rasa` needs `rasa_url`, the address of the Rasa server (http://host:5005)")
+        return self
 
 
 class KnowledgeConfig(_Section):

@@ -20,6 +20,7 @@ from bot.nlu.embedder import E5Embedder
 from bot.nlu.extractors import RULE_DIMENSIONS
 from bot.nlu.network import NetworkConfig
 from bot.nlu.pipeline import TrainedNlu, TrainReport, needs_training, train_nlu
+from bot.nlu.rasa_http import RasaHttpNlu
 from bot.project.loader import ProjectFiles, load_project
 from bot.project.validate import validate
 from bot.protocols import Action, DecodingParams, Embedder, Generator, SafetyCheck
@@ -96,7 +97,7 @@ def train(
         config=_network(project),
         seed=nlu.seed,
     )
-    if "nlu" in parts and stale:
+    if "nlu" in parts and stale and nlu.backend == "kefu":
         report = train_project_nlu(project, project.files.nlu, project.nlu_dir, embedder=embedder, progress=progress)
     if "knowledge" in parts:
         _retriever(project, embedder or E5Embedder()).warm_up()
@@ -119,9 +120,23 @@ def train_project_nlu(
     )
 
 
-def project_nlu(project: Project, model_dir: Path | None = None, *, embedder: Embedder | None = None) -> TrainedNlu:
+def project_nlu(
+    project: Project,
+    model_dir: Path | None = None,
+    *,
+    embedder: Embedder | None = None,
+    settings: Settings | None = None,
+) -> TrainedNlu | RasaHttpNlu:
     """The project's NLU as the bot runs it, over `model_dir` (default: the project's trained model)."""
     nlu = project.config.nlu
+    if nlu.backend == "rasa" and nlu.rasa_url:
+        token = settings.rasa_token if settings is not None else None
+        return RasaHttpNlu(
+            nlu.rasa_url,
+            timeout=nlu.rasa_timeout,
+            token=None if token is None else token.get_secret_value(),
+            fallback_threshold=project.fallback_threshold,
+        )
     return TrainedNlu(
         model_dir or project.nlu_dir,
         embedder=(embedder or E5Embedder()) if nlu.dense_features else None,
@@ -168,7 +183,7 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     """Everything wired; nothing heavy loaded yet (`bot.warm_up()` does that)."""
     config = project.config
     embedder = E5Embedder()
-    nlu = project_nlu(project, embedder=embedder)
+    nlu = project_nlu(project, embedder=embedder, settings=settings)
     retriever = _retriever(project, embedder)
     generator = _generator(project)
     domain = project.files.domain

@@ -38,7 +38,9 @@ class ResponseRenderer:
         variations = self._domain.responses.get(name)
         if not variations:
             raise ActionError(f"response {name!r} is not in domain.yml: add it under `responses:`")
-        matching = [v for v in variations if _applies(v, slots, channel)]
+        applying = [v for v in variations if _applies(v, slots, channel)]
+        # As in Rasa, a variation whose conditions hold beats the unconditional ones.
+        matching = [v for v in applying if v.conditions] or applying
         if not matching:
             language = slots.get(LANGUAGE_SLOT)
             matching = [v for v in variations if not v.conditions] or [

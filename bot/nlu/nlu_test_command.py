@@ -44,7 +44,7 @@ def run_nlu_test(
     # With --json, stdout carries the JSON object alone, whatever a library prints on the way.
     with contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext():
         project = open_project(project_path, settings)
-        evaluation, title = _evaluate(project, file, folds, as_json=as_json)
+        evaluation, title = _evaluate(project, settings, file, folds, as_json=as_json)
         files = write_report(evaluation, out_dir or project.data_dir / "reports" / "nlu", title=title)
     if as_json:
         print(json.dumps({**evaluation.to_json(), **_paths(files)}, ensure_ascii=False))
@@ -87,7 +87,9 @@ def format_summary(evaluation: NluEvaluation, files: ReportFiles, *, title: str)
     return "\n".join(lines)
 
 
-def _evaluate(project: Project, file: Path | None, folds: int | None, *, as_json: bool) -> tuple[NluEvaluation, str]:
+def _evaluate(
+    project: Project, settings: Settings, file: Path | None, folds: int | None, *, as_json: bool
+) -> tuple[NluEvaluation, str]:
     name = project.root.name
     embedder = E5Embedder() if project.config.nlu.dense_features else None
     if file is None and folds is None:
@@ -100,10 +102,15 @@ def _evaluate(project: Project, file: Path | None, folds: int | None, *, as_json
         _say(f"evaluating {len(examples)} examples of {file}")
         _note_unknown_intents(examples, project.files.nlu)
         train(project, progress=not as_json, parts=("nlu",))  # a no-op when the model is up to date
-        nlu = project_nlu(project, embedder=embedder)
+        nlu = project_nlu(project, embedder=embedder, settings=settings)
         nlu.warm_up()
         return evaluate(examples, nlu.parse_text, progress=not as_json), f"NLU of {name} on {file.name}"
     k = folds or DEFAULT_FOLDS
+    if project.config.nlu.backend != "kefu":
+        raise ConfigError(
+            "cross-validation trains kefu's own NLU, but this project's NLU is a Rasa server: "
+            "evaluate it on a held-out file with --file, or set `nlu.backend: kefu`"
+        )
     with _fold_trainer(project, embedder) as fit:
         evaluation = cross_validate(project.files.nlu, k, fit, seed=project.config.nlu.seed, progress=True)
     return evaluation, f"NLU of {name}, {k}-fold cross-validation"

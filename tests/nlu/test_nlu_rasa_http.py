@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -24,7 +25,10 @@ import pytest
 from bot.errors import ConfigError, KefuError, NluBackendError
 from bot.events import Session
 from bot.nlu.rasa_http import RasaHttpNlu
+from bot.project.init import write_starter_project
+from bot.settings import Settings, load_project_config
 from bot.types import FALLBACK_INTENT, Entity, IntentScore, Message
+from bot.wiring import build_runtime, open_project, train
 
 pytestmark = pytest.mark.integration
 
@@ -417,3 +421,33 @@ def test_bad_settings_are_config_errors(kwargs: dict[str, Any], complaint: str) 
 
 def test_backend_errors_are_kefu_errors() -> None:
     assert issubclass(NluBackendError, KefuError)
+
+
+async def test_a_project_with_backend_rasa_answers_from_rasas_parse(
+    rasa: tuple[FakeRasa, str], tmp_path: Path, redis_target: str
+) -> None:
+    fake, url = rasa
+    project_dir = tmp_path / "bot"
+    write_starter_project(project_dir)
+    (project_dir / "kefu.yml").write_text(f"nlu: {{backend: rasa, rasa_url: '{url}'}}\ngenerator: {{backend: none}}\n")
+    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_target, rasa_token=TOKEN)
+    project = open_project(project_dir, settings)
+    assert train(project, progress=False, parts=("nlu",)) is None  # Rasa's model, nothing of ours to train
+    greeting = {"text": "嗨喽", "intent": {"name": "greet", "confidence": 0.97}, "entities": []}
+    fake.reply_json("嗨喽", greeting)
+    runtime = build_runtime(project, settings)
+    try:
+        runtime.bot.warm_up()
+        answer = await runtime.bot.handle(Message("c-rasa", "test", "c-rasa", "m1", "嗨喽", time.time()))
+    finally:
+        await runtime.aclose()
+    assert [reply.text for reply in answer.replies] == ["您好！我是智能客服，请问有什么可以帮您？"]
+    assert answer.trace is not None and answer.trace.nlu is not None
+    assert (answer.trace.nlu.intent, answer.trace.nlu.confidence) == ("greet", 0.97)
+    assert [seen[1] for seen in fake.seen if seen[0] == "POST"] == ["/model/parse"]
+
+
+def test_backend_rasa_without_a_url_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "kefu.yml").write_text("nlu: {backend: rasa}\n")
+    with pytest.raises(ConfigError, match="rasa_url"):
+        load_project_config(tmp_path)

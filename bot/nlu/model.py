@@ -11,7 +11,7 @@ import pickle
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from bot.errors import ModelNotTrainedError
 from bot.nlu.crf import OUTSIDE, bio_tags
 from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, IndexArray, ValueArray
-from bot.nlu.network import Batch, JointNet, NetworkConfig
+from bot.nlu.network import Batch, JointNet, NetOutput, NetworkConfig
 from bot.nlu.tokens import Token, hash_keys, token_keys, tokenize
 from bot.types import Entity
 
@@ -148,10 +148,15 @@ class JointModel:
                 for chunk in torch.split(torch.randperm(len(encoded), generator=order), cfg.batch_size):
                     picked = chunk.tolist()
                     batch = self.batch([encoded[i] for i in picked], None if dense is None else dense[chunk])
-                    logits, emissions, mask = self.net(batch)
-                    loss = nn.functional.cross_entropy(logits, intents[chunk])
+                    batch = _drop_features(batch, cfg.feature_dropout)
+                    out: NetOutput = self.net(batch)
+                    loss = nn.functional.cross_entropy(out.joint, intents[chunk])
+                    if out.dense is not None:
+                        loss = loss + nn.functional.cross_entropy(out.dense, intents[chunk])
                     if has_entities:
-                        loss = loss + cfg.entity_weight * self._tag_loss(emissions, mask, [tags[i] for i in picked])
+                        loss = loss + cfg.entity_weight * self._tag_loss(
+                            out.emissions, out.mask, [tags[i] for i in picked]
+                        )
                     optimizer.zero_grad()
                     loss.backward()  # type: ignore[no-untyped-call]
                     optimizer.step()
@@ -171,16 +176,17 @@ class JointModel:
     def logits(self, encoded: Sequence[Encoded], dense: torch.Tensor | None) -> torch.Tensor:
         """Uncalibrated intent logits, for fitting the temperature."""
         with torch.inference_mode():
-            logits: torch.Tensor = self.net(self.batch(encoded, dense))[0]
-        return logits
+            out: NetOutput = self.net(self.batch(encoded, dense))
+        return out.logits
 
     def predict(self, text: str, encoded: Encoded, dense: torch.Tensor | None) -> Prediction:
         """Calibrated intent logits and the tagged entities of one message."""
         with torch.inference_mode():
-            logits, emissions, _ = self.net(self.batch([encoded], dense))
+            out: NetOutput = self.net(self.batch([encoded], dense))
+            logits = out.logits
             entities: tuple[Entity, ...] = ()
             if len(self.tags) > 1 and encoded.tokens:
-                scores = emissions[0, : len(encoded.tokens)]
+                scores = out.emissions[0, : len(encoded.tokens)]
                 path = self.net.crf.decode(scores)
                 confidence = torch.softmax(scores, dim=-1).max(dim=-1).values.tolist()
                 entities = _spans(text, encoded.spans, [self.tags[i] for i in path], confidence)
@@ -233,6 +239,20 @@ class JointModel:
                 f"the NLU model in {model_dir} is unreadable ({err}): run `kefu train nlu`"
             ) from err
         return model, meta
+
+
+def _drop_features(batch: Batch, rate: float) -> Batch:
+    """Drop single sparse features at random, as DIET does, so that a message with words the model
+    never saw still reads like the known words it has."""
+    if rate <= 0:
+        return batch
+    keep_sentence = (torch.rand(batch.sentence_weights.shape) >= rate).to(batch.sentence_weights.dtype)
+    keep_token = (torch.rand(batch.token_weights.shape) >= rate).to(batch.token_weights.dtype)
+    return replace(
+        batch,
+        sentence_weights=batch.sentence_weights * keep_sentence,
+        token_weights=batch.token_weights * keep_token,
+    )
 
 
 def tag_targets(spans: Sequence[Token], entities: Sequence[Entity], tags: Sequence[str]) -> torch.Tensor:

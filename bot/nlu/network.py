@@ -19,6 +19,9 @@ from torch.nn import functional
 
 from bot.nlu.crf import Crf
 
+# Sentence embeddings are unit vectors; scaled up, a linear head on them learns at the pace of the rest.
+DENSE_SCALE = 10.0
+
 
 @dataclass(frozen=True, slots=True)
 class NetworkConfig:
@@ -30,13 +33,16 @@ class NetworkConfig:
     ff_units: int = 256
     embed_dim: int = 64
     dropout: float = 0.1
-    input_dropout: float = 0.2
+    input_dropout: float = 0.1
+    feature_dropout: float = 0.2
+    noise_share: float = 0.06  # synthetic gibberish, labelled nlu_fallback, as a share of the examples
     max_tokens: int = 48
     epochs: int = 40
     batch_size: int = 64
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     entity_weight: float = 1.0
+    similarity: str = "inner"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,6 +66,21 @@ class Batch:
     dense: torch.Tensor | None
 
 
+@dataclass(frozen=True, slots=True)
+class NetOutput:
+    """Intent logits of the joint network and of the dense head (trained apart), tag emissions, token mask."""
+
+    joint: torch.Tensor
+    dense: torch.Tensor | None
+    emissions: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """The two heads' logits added: a product of their distributions."""
+        return self.joint if self.dense is None else self.joint + self.dense
+
+
 class JointNet(nn.Module):
     def __init__(
         self,
@@ -74,6 +95,9 @@ class JointNet(nn.Module):
         self.sentence_bag = nn.EmbeddingBag(max(n_sentence_rows, 1), cfg.units, mode="sum")
         self.token_bag = nn.EmbeddingBag(max(n_token_rows, 1), cfg.units, mode="sum")
         self.dense = nn.Linear(dense_dim, cfg.units) if dense_dim else None
+        # A linear head on the sentence embedding alone, with a loss of its own: trained jointly, the
+        # sparse features fit the training data first and leave the dense features little to learn.
+        self.dense_head = nn.Linear(dense_dim, n_intents) if dense_dim else None
         self.position = nn.Embedding(cfg.max_tokens + 1, cfg.units)
         self.input_dropout = nn.Dropout(cfg.input_dropout)
         layer = nn.TransformerEncoderLayer(
@@ -86,8 +110,9 @@ class JointNet(nn.Module):
         self.log_scale = nn.Parameter(torch.tensor(2.5))
         self.emissions = nn.Linear(cfg.units, len(tags))
         self.crf = Crf(tags)
+        self.similarity = cfg.similarity
 
-    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, batch: Batch) -> NetOutput:
         """Intent logits (B, intents), tag emissions (B, T, tags) and the token mask (B, T)."""
         sentence = self.sentence_bag(
             batch.sentence_rows, batch.sentence_offsets, per_sample_weights=batch.sentence_weights
@@ -99,11 +124,17 @@ class JointNet(nn.Module):
         x = torch.cat([sentence.unsqueeze(1), tokens], dim=1)
         x = x + self.position(torch.arange(x.shape[1]).clamp(max=self.position.num_embeddings - 1))
         padding = torch.cat([torch.zeros(len(mask), 1, dtype=torch.bool), ~mask], dim=1)
-        out = self.norm(self.encoder(x, src_key_padding_mask=padding))
-        message = functional.normalize(self.intent_head(out[:, 0] + sentence), dim=-1)
-        labels = functional.normalize(self.intent_embeddings, dim=-1)
-        logits = self.log_scale.clamp(max=4.0).exp() * message @ labels.T
-        return logits, self.emissions(out[:, 1:]), mask
+        out = self.encoder(x, src_key_padding_mask=padding)
+        if self.similarity == "cosine":
+            message = functional.normalize(self.intent_head(self.norm(out[:, 0]) + sentence), dim=-1)
+            labels = functional.normalize(self.intent_embeddings, dim=-1)
+            logits = self.log_scale.clamp(max=4.0).exp() * message @ labels.T
+        else:
+            logits = self.intent_head(out[:, 0]) @ self.intent_embeddings.T
+        dense_logits = None
+        if self.dense_head is not None and batch.dense is not None:
+            dense_logits = self.dense_head(batch.dense * DENSE_SCALE)
+        return NetOutput(logits, dense_logits, self.emissions(self.norm(out[:, 1:])), mask)
 
     def _token_inputs(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         flat = self.token_bag(batch.token_rows, batch.token_offsets, per_sample_weights=batch.token_weights)

@@ -126,7 +126,7 @@ def train_nlu(
     model.save(model_dir, {**fingerprint, "train_accuracy": accuracy, "n_examples": len(data.examples)})
     seconds = time.perf_counter() - started
     return TrainReport(
-        len(data.examples), len(model.intents), seconds, accuracy, fingerprint["data_hash"], model.temperature
+        len(data.examples), len(data.intents), seconds, accuracy, fingerprint["data_hash"], model.temperature
     )
 
 

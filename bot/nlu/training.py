@@ -13,8 +13,9 @@ import torch
 
 from bot.nlu.model import JointModel, fit_temperature, seeded, tag_targets
 from bot.nlu.network import NetworkConfig
+from bot.nlu.noise import noise_examples
 from bot.protocols import Embedder
-from bot.types import NluData, NluExample
+from bot.types import FALLBACK_INTENT, NluData, NluExample
 
 # Calibration needs a few held-out examples per intent; below this many in all it is skipped.
 MIN_CALIBRATION_EXAMPLES = 30
@@ -31,6 +32,8 @@ def train_model(
 ) -> JointModel:
     """A trained, calibrated model; the same data, config and seed always give the same weights."""
     examples = list(data.examples)
+    if config.noise_share > 0 and not any(e.intent == FALLBACK_INTENT for e in examples):
+        examples += noise_examples(max(8, round(config.noise_share * len(examples))), seed)
     intents = sorted({e.intent for e in examples})
     entity_names = sorted({entity.name for e in examples for entity in e.entities})
     dense = _embed(embedder, [e.text for e in examples], progress)

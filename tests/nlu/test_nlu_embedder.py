@@ -8,6 +8,7 @@ import pytest
 from bot.errors import ModelNotTrainedError
 from bot.events import Session
 from bot.nlu.embedder import E5Embedder
+from bot.nlu.network import NetworkConfig
 from bot.nlu.pipeline import TrainedNlu, needs_training, train_nlu
 from bot.types import Message, NluData
 
@@ -43,9 +44,10 @@ def test_query_cache_returns_the_same_vectors_read_only(embedder: E5Embedder) ->
 def test_dense_features_train_and_classify(
     tmp_path: Path, nlu_data: NluData, embedder: E5Embedder, held_out: dict[str, list[str]]
 ) -> None:
-    train_nlu(nlu_data, tmp_path, embedder=embedder, epochs=20, progress=False)
-    assert not needs_training(nlu_data, tmp_path, embedder=embedder)
-    assert needs_training(nlu_data, tmp_path)  # trained with dense features, asked about a sparse-only model
+    config = NetworkConfig(epochs=20)
+    train_nlu(nlu_data, tmp_path, embedder=embedder, config=config, progress=False)
+    assert not needs_training(nlu_data, tmp_path, embedder=embedder, config=config)
+    assert needs_training(nlu_data, tmp_path, config=config)  # trained with dense features, asked about sparse-only
     nlu = TrainedNlu(tmp_path, embedder=embedder)
     cases = [(text, intent) for intent, texts in held_out.items() for text in texts]
     session = Session("c1")

@@ -64,16 +64,22 @@ def test_parse_returns_ranking_entities_and_language(nlu: TrainedNlu) -> None:
     assert sum(confidences) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_fallback_below_threshold_keeps_confidence_and_ranking(trained: tuple[Path, TrainReport]) -> None:
-    strict = TrainedNlu(trained[0], fallback_threshold=0.99)
+def test_fallback_below_threshold_keeps_confidence_and_ranking(
+    trained: tuple[Path, TrainReport], held_out: dict[str, list[str]]
+) -> None:
     lenient = TrainedNlu(trained[0], fallback_threshold=0.0)
-    gibberish = message("qzxv blorp")
-    low, plain = strict.parse(gibberish, SESSION), lenient.parse(gibberish, SESSION)
+    results = [lenient.parse(message(text), SESSION) for texts in held_out.values() for text in texts]
+    unsure = min((r for r in results if r.intent != FALLBACK_INTENT), key=lambda r: r.confidence)
+    strict = TrainedNlu(trained[0], fallback_threshold=min(1.0, unsure.confidence + 0.01))
+    low = strict.parse(message(unsure.text), SESSION)
     assert low.intent == FALLBACK_INTENT
-    assert plain.intent != FALLBACK_INTENT
-    assert low.confidence == plain.confidence < 0.99
-    assert low.ranking == plain.ranking
-    assert FALLBACK_INTENT not in {score.name for score in low.ranking}
+    assert low.confidence == unsure.confidence
+    assert low.ranking == unsure.ranking
+
+
+@pytest.mark.parametrize("text", ["qzxv blorp", "asdfjkl", "😀😀"])
+def test_gibberish_is_not_understood(trained: tuple[Path, TrainReport], text: str) -> None:
+    assert TrainedNlu(trained[0], fallback_threshold=0.3).parse(message(text), SESSION).intent == FALLBACK_INTENT
 
 
 def test_custom_fallback_intent_and_invalid_threshold(trained: tuple[Path, TrainReport]) -> None:
@@ -120,7 +126,7 @@ def test_save_load_roundtrip(trained: tuple[Path, TrainReport], tmp_path: Path, 
     assert np.array_equal(logits_of(copy, texts), original)
     assert reloaded.parse(message("订单SO12345678"), SESSION).entities[0].value == "SO12345678"
     meta = json.loads((model_dir / "meta.json").read_text())
-    assert meta["intents"] == sorted(held_out)
+    assert meta["intents"] == sorted([*held_out, FALLBACK_INTENT])  # the model learns gibberish as nlu_fallback
     assert meta["data_hash"] == report.data_hash
     assert meta["featurizer"]["dim"] == 2**18
     assert meta["tags"] == ["O", "B-order_id", "I-order_id", "B-product", "I-product"]

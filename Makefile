@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kefu-installed
 PROJECT ?= examples/shop
 
-.PHONY: setup run test lint pytest clean
+.PHONY: setup run test lint pytest bench-nlu clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,10 @@ run: setup
 	$(BIN)/kefu run $(PROJECT)
 
 test: setup lint pytest
+
+# Not part of `make test`: trains on the public data sets in ../shared/data (about half an hour on 2 cores).
+bench-nlu: setup
+	$(BIN)/python bench/nlu_benchmark.py $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -44,7 +44,8 @@ OOS = "out_of_scope"
 
 
 class CachedEmbedder:
-    """E5 query embeddings of a fixed set of texts, computed once and kept in a .npy file."""
+    """E5 query embeddings of a data set's texts, computed once and kept in a .npy file; other texts
+    (the synthetic gibberish the NLU adds) are embedded when asked for."""
 
     name = E5Embedder.name
 
@@ -61,6 +62,10 @@ class CachedEmbedder:
         self._vectors = vectors
 
     def embed_queries(self, texts: list[str]) -> np.ndarray:
+        missing = [text for text in dict.fromkeys(texts) if text not in self._rows]
+        if missing:
+            self._rows.update({text: len(self._vectors) + i for i, text in enumerate(missing)})
+            self._vectors = np.concatenate([self._vectors, E5Embedder(num_threads=1).embed_queries(missing)])
         return self._vectors[[self._rows[text] for text in texts]]
 
 

@@ -7,8 +7,10 @@ import asyncio
 import pytest
 
 from bot.events import BotUttered, HandedOff, SafetyBlocked, UserUttered
+from bot.nlu.evaluation import evaluate
+from bot.nlu.nlu_test_command import load_test_examples
 from bot.settings import Settings
-from bot.wiring import Project, build_runtime
+from bot.wiring import Project, build_runtime, project_nlu
 from tests.bot.conftest import Chat
 
 pytestmark = pytest.mark.integration
@@ -147,3 +149,15 @@ async def test_a_bug_in_any_stage_gives_a_polite_reply_and_is_recorded(shop, cap
     [failed] = [e for e in await shop.bot.store.history(chat.conversation_id) if isinstance(e, TurnFailed)]
     assert failed.stage == "RuntimeError" and "a bug in a stage" in failed.error
     assert "unexpected error" in caplog.text and phone not in caplog.text
+
+
+def test_the_shop_nlu_understands_its_held_out_examples(shop_project: Project) -> None:
+    """examples/shop/tests/nlu.yml: paraphrases in both languages that are not training examples."""
+    held_out = load_test_examples(shop_project.root / "tests" / "nlu.yml")
+    training = {example.text for example in shop_project.files.nlu.examples}
+    assert not training & {example.text for example in held_out}
+    nlu = project_nlu(shop_project)
+    evaluation = evaluate(held_out, nlu.parse_text)
+    misses = [(e.text, e.expected, e.predicted) for e in evaluation.errors]
+    assert evaluation.intent_accuracy >= 0.85, misses
+    assert evaluation.entity_f1 is not None and evaluation.entity_f1 >= 0.8

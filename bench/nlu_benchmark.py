@@ -50,14 +50,16 @@ class CachedEmbedder:
     name = E5Embedder.name
 
     def __init__(self, texts: list[str], cache: Path) -> None:
-        unique = sorted(set(texts))
-        if cache.is_file():
-            vectors = np.load(cache)
+        names = cache.with_suffix(".json")
+        if cache.is_file() and names.is_file():
+            vectors, unique = np.load(cache), json.loads(names.read_text(encoding="utf-8"))
         else:
+            unique = sorted(set(texts))
             print(f"  embedding {len(unique)} texts once (cached in {cache})", file=sys.stderr)
             vectors = E5Embedder(num_threads=2).embed_queries(unique)
             cache.parent.mkdir(parents=True, exist_ok=True)
             np.save(cache, vectors)
+            names.write_text(json.dumps(unique, ensure_ascii=False), encoding="utf-8")
         self._rows = {text: i for i, text in enumerate(unique)}
         self._vectors = vectors
 

@@ -3,9 +3,9 @@
 Input: a sentence token (hashed word, bigram and character n-gram features of the whole message,
 plus the multilingual sentence embedding when configured) followed by one token per Han character
 or Latin word (its hashed features). A small transformer reads them all; the sentence token's
-output, with a skip connection from its input, goes to the intent similarity head (cosine between
-the message and each intent's learned embedding, times a learned scale); every other token's output
-gives BIO emissions for a CRF.
+output goes to the intent similarity head (inner product between the message's embedding and each
+intent's learned embedding); every other token's output gives BIO emissions for a CRF. With
+sentence embeddings, a linear head on them alone adds its logits (see `NetOutput`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn import functional
 
 from bot.nlu.crf import Crf
 
@@ -42,7 +41,6 @@ class NetworkConfig:
     learning_rate: float = 3e-3
     weight_decay: float = 1e-4
     entity_weight: float = 1.0
-    similarity: str = "inner"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -107,10 +105,8 @@ class JointNet(nn.Module):
         self.norm = nn.LayerNorm(cfg.units)
         self.intent_head = nn.Linear(cfg.units, cfg.embed_dim)
         self.intent_embeddings = nn.Parameter(torch.randn(n_intents, cfg.embed_dim) * 0.1)
-        self.log_scale = nn.Parameter(torch.tensor(2.5))
         self.emissions = nn.Linear(cfg.units, len(tags))
         self.crf = Crf(tags)
-        self.similarity = cfg.similarity
 
     def forward(self, batch: Batch) -> NetOutput:
         """Intent logits (B, intents), tag emissions (B, T, tags) and the token mask (B, T)."""
@@ -125,12 +121,9 @@ class JointNet(nn.Module):
         x = x + self.position(torch.arange(x.shape[1]).clamp(max=self.position.num_embeddings - 1))
         padding = torch.cat([torch.zeros(len(mask), 1, dtype=torch.bool), ~mask], dim=1)
         out = self.encoder(x, src_key_padding_mask=padding)
-        if self.similarity == "cosine":
-            message = functional.normalize(self.intent_head(self.norm(out[:, 0]) + sentence), dim=-1)
-            labels = functional.normalize(self.intent_embeddings, dim=-1)
-            logits = self.log_scale.clamp(max=4.0).exp() * message @ labels.T
-        else:
-            logits = self.intent_head(out[:, 0]) @ self.intent_embeddings.T
+        # Inner product, not cosine: a message with few known features keeps a short vector and so
+        # a flat distribution, where a normalised one would be confidently anything.
+        logits = self.intent_head(out[:, 0]) @ self.intent_embeddings.T
         dense_logits = None
         if self.dense_head is not None and batch.dense is not None:
             dense_logits = self.dense_head(batch.dense * DENSE_SCALE)

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.errors import ConfigError
 from bot.nlu.dates import ZH_DIGITS, ZH_NUMERAL_CHARS, find_times, without_overlaps, zh_to_int
+from bot.nlu.features import HAN
 from bot.types import Entity
 
 RULE_DIMENSIONS = ("number", "amount_of_money", "time", "phone_number", "order_id", "email")
@@ -61,7 +62,7 @@ _ZH_RUN = f"[{ZH_NUMERAL_CHARS}]+"
 _NUMBER_TOKEN = f"(?:(?<![0-9A-Za-z_]){_ARABIC}{_MULTIPLIER}?|(?<![{ZH_NUMERAL_CHARS}]){_ZH_RUN})"
 _MULTIPLIERS = {"百": 2, "千": 3, "万": 4, "亿": 8}  # powers of ten
 _NUMBER = re.compile(_NUMBER_TOKEN)
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_HAN = re.compile(f"[{HAN}]")
 # A lone Chinese digit is a number only before a measure word or standing apart ("三个", "三"),
 # never inside a word ("查一下", "一直", "统一").
 _MEASURE_WORDS = frozenset("个件台只本张次天日号位条双套箱瓶盒份部斤克米年周岁项单笔页层楼块元毛角分秒寸码人")

@@ -23,11 +23,11 @@ import numpy.typing as npt
 
 from bot.types import Language
 
-# Han ideographs (unified, extension A, compatibility): what makes a message Chinese.
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
-_HAN_RUN = re.compile(f"[{_HAN}]+")
-_HAN_CHAR = re.compile(f"[{_HAN}]")
-_LATIN_WORD = re.compile(f"[^\\W{_HAN}]+")
+# Han ideographs (unified, extension A, compatibility), as a regex character range: what makes a message Chinese.
+HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_HAN_RUN = re.compile(f"[{HAN}]+")
+_HAN_CHAR = re.compile(f"[{HAN}]")
+_LATIN_WORD = re.compile(f"[^\\W{HAN}]+")
 _DIGIT = re.compile(r"\d")
 
 # A Chinese word is about two characters, so one Latin word weighs as much as two Han characters.
@@ -130,15 +130,16 @@ class HashingFeaturizer:
 
     def featurize(self, text: str) -> tuple[IndexArray, ValueArray]:
         """Sorted bucket indices and their L2-normalised weights (both empty for a featureless text)."""
-        buckets: Counter[int] = Counter()
-        for key, count in Counter(self.keys(text)).items():
-            buckets[zlib.crc32(key.encode("utf-8")) % self.config.dim] += count
-        indices = np.fromiter(sorted(buckets), dtype=np.int64, count=len(buckets))
-        values = np.array([buckets[int(i)] for i in indices], dtype=np.float32)
-        norm = float(np.linalg.norm(values))
-        if norm > 0:
-            values /= norm
-        return indices, values
+        return hash_keys(self.keys(text), self.config.dim)
+
+
+def hash_keys(keys: list[str], dim: int) -> tuple[IndexArray, ValueArray]:
+    """Sorted bucket indices of `keys` with L2-normalised counts (CRC-32: the same in every process)."""
+    counts: Counter[int] = Counter(zlib.crc32(key.encode("utf-8")) % dim for key in keys)
+    indices = np.fromiter(sorted(counts), dtype=np.int64, count=len(counts))
+    values = np.array([counts[int(i)] for i in indices], dtype=np.float32)
+    norm = float(np.linalg.norm(values))
+    return indices, values / norm if norm > 0 else values
 
 
 def _ngrams(text: str, lo: int, hi: int) -> list[str]:

@@ -23,9 +23,9 @@ from tqdm import tqdm
 
 from bot.errors import ModelNotTrainedError
 from bot.nlu.crf import OUTSIDE, bio_tags
-from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, IndexArray, ValueArray
+from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, IndexArray, ValueArray, hash_keys
 from bot.nlu.network import Batch, JointNet, NetOutput, NetworkConfig
-from bot.nlu.tokens import Token, hash_keys, token_keys, tokenize
+from bot.nlu.tokens import Token, token_keys, tokenize
 from bot.types import Entity
 
 MODEL_FILE = "model.pt"

@@ -9,18 +9,15 @@ one token each.
 from __future__ import annotations
 
 import re
-import zlib
 from dataclasses import dataclass
 
 import jieba
-import numpy as np
 
-from bot.nlu.features import IndexArray, ValueArray, init_jieba
+from bot.nlu.features import HAN, init_jieba
 
-_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # One Han character, or a run of letters/digits (NFKC-folded full-width forms count as Latin).
-_TOKEN = re.compile(f"[{_HAN}]|[^\\W_{_HAN}]+")
-_IS_HAN = re.compile(f"[{_HAN}]")
+_TOKEN = re.compile(f"[{HAN}]|[^\\W_{HAN}]+")
+_IS_HAN = re.compile(f"[{HAN}]")
 _DIGIT = re.compile(r"\d")
 
 
@@ -55,18 +52,6 @@ def token_keys(text: str, tokens: list[Token]) -> list[list[str]]:
         own += [f"p:{_DIGIT.sub('0', previous)}", f"n:{_DIGIT.sub('0', following)}"]
         keys.append(own)
     return keys
-
-
-def hash_keys(keys: list[str], dim: int) -> tuple[IndexArray, ValueArray]:
-    """Sorted bucket indices of `keys` with L2-normalised counts (CRC-32: the same in every process)."""
-    counts: dict[int, float] = {}
-    for key in keys:
-        bucket = zlib.crc32(key.encode("utf-8")) % dim
-        counts[bucket] = counts.get(bucket, 0.0) + 1.0
-    indices = np.fromiter(sorted(counts), dtype=np.int64, count=len(counts))
-    values = np.array([counts[int(i)] for i in indices], dtype=np.float32)
-    norm = float(np.linalg.norm(values))
-    return indices, values / norm if norm > 0 else values
 
 
 def _shape(token: str) -> str:

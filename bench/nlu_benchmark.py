@@ -26,13 +26,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from nlu_data import DATASETS, Dataset, load
-from nlu_plots import latency_histogram
+from nlu_plots import latency_histogram, threshold_plot
 
 from bot.nlu.embedder import E5Embedder
 from bot.nlu.evaluation import evaluate_predictions
 from bot.nlu.pipeline import TrainedNlu, train_nlu
 from bot.nlu.report import write_report
-from bot.types import NluExample, NluResult
+from bot.types import NluResult
 
 HERE = Path(__file__).resolve().parent
 PUBLISHED = {
@@ -41,6 +41,9 @@ PUBLISHED = {
     "banking77-10": "BERT / dual encoders about 80-86% with 10 examples per intent (Casanueva et al. 2020)",
 }
 OOS = "out_of_scope"
+# The OOS threshold is chosen on validation data: the best OOS recall that costs at most this much
+# in-scope accuracy, the trade-off a deployment makes (Larson et al. report recall at a fixed accuracy).
+MAX_IN_SCOPE_LOSS = 0.015
 
 
 class CachedEmbedder:
@@ -94,8 +97,15 @@ def run(dataset: Dataset, features: str, epochs: int, out: Path) -> Outcome:
         train_nlu(dataset.data, model_dir, embedder=embedder, epochs=epochs, progress=True)  # type: ignore[arg-type]
         train_s = time.perf_counter() - started
         nlu = TrainedNlu(model_dir, embedder=embedder, rule_dimensions=(), fallback_threshold=0.0)  # type: ignore[arg-type]
-        threshold = _threshold(nlu, dataset.val) if dataset.has_oos else 0.0
-        pairs = [(e, _with_threshold(nlu.parse_text(e.text), threshold)) for e in dataset.test]
+        raw = [(e, nlu.parse_text(e.text)) for e in dataset.test]
+        threshold = 0.0
+        if dataset.has_oos:
+            val = sweep([(e.intent, nlu.parse_text(e.text)) for e in dataset.val])
+            test = sweep([(e.intent, r) for e, r in raw])
+            threshold = val.choose(MAX_IN_SCOPE_LOSS)
+            _print_sweep(val, test, threshold)
+            threshold_plot(val, test, threshold, out / f"{dataset.name}-{features}" / "threshold.png")
+        pairs = [(e, _with_threshold(r, threshold)) for e, r in raw]
         live = TrainedNlu(model_dir, embedder=E5Embedder(num_threads=1) if dense else None, rule_dimensions=())
         latencies = _latencies(live, [e.text for e in dataset.test[:400]])
     evaluation = evaluate_predictions(pairs)
@@ -124,17 +134,39 @@ def _with_threshold(result: NluResult, threshold: float) -> NluResult:
     return NluResult(result.text, OOS, result.confidence, result.ranking, result.entities, result.language)
 
 
-def _threshold(nlu: TrainedNlu, val: tuple[NluExample, ...]) -> float:
-    """The confidence threshold that maximises the mean of in-scope accuracy and OOS recall on the validation set."""
-    results = [(e.intent, nlu.parse_text(e.text)) for e in val]
-    best, best_score = 0.0, -1.0
-    for threshold in np.arange(0.0, 0.96, 0.05):
-        inside = [r.intent == want and r.confidence >= threshold for want, r in results if want != OOS]
-        caught = [r.intent == OOS or r.confidence < threshold for want, r in results if want == OOS]
-        score = (float(np.mean(inside)) + float(np.mean(caught))) / 2
-        if score > best_score:
-            best, best_score = float(threshold), score
-    return best
+@dataclass(frozen=True)
+class Sweep:
+    """In-scope accuracy and out-of-scope recall at each confidence threshold."""
+
+    thresholds: np.ndarray
+    in_scope: np.ndarray
+    oos_recall: np.ndarray
+
+    def choose(self, max_loss: float) -> float:
+        """The threshold with the best OOS recall that costs at most `max_loss` of in-scope accuracy
+        against no threshold at all."""
+        allowed = self.in_scope >= self.in_scope[0] - max_loss - 1e-9
+        return float(self.thresholds[np.flatnonzero(allowed)[np.argmax(self.oos_recall[allowed])]])
+
+
+def sweep(pairs: list[tuple[str, NluResult]]) -> Sweep:
+    thresholds = np.round(np.arange(0.0, 1.0, 0.01), 2)
+    wanted = np.array([want for want, _ in pairs])
+    intents = np.array([r.intent for _, r in pairs])
+    confidence = np.array([r.confidence for _, r in pairs])
+    oos = wanted == OOS
+    in_scope = [float(np.mean((intents == wanted)[~oos] & (confidence[~oos] >= t))) for t in thresholds]
+    recall = [float(np.mean((intents == OOS)[oos] | (confidence[oos] < t))) for t in thresholds]
+    return Sweep(thresholds, np.array(in_scope), np.array(recall))
+
+
+def _print_sweep(val: Sweep, test: Sweep, chosen: float) -> None:
+    print("  threshold  val in-scope  val OOS rec.  test in-scope  test OOS rec.", file=sys.stderr)
+    for i, t in enumerate(val.thresholds):
+        if round(t * 100) % 5 == 0 or t == chosen:
+            mark = "  <- chosen on validation" if t == chosen else ""
+            row = f"  {t:9.2f}{val.in_scope[i]:14.4f}{val.oos_recall[i]:14.4f}"
+            print(f"{row}{test.in_scope[i]:15.4f}{test.oos_recall[i]:15.4f}{mark}", file=sys.stderr)
 
 
 def _latencies(nlu: TrainedNlu, texts: list[str]) -> list[float]:

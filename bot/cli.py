@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from bot.errors import ConfigError, KefuError
 from bot.settings import Settings
-from bot.types import Message, Trace
+from bot.types import Message, Story, Trace
 
 if TYPE_CHECKING:
     from bot.wiring import Runtime
@@ -59,7 +59,10 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("directory", type=Path)
     init.add_argument("--force", action="store_true", help="write into a non-empty folder")
     train = command(
-        "train", _train, "train the NLU and build the knowledge index (skips what is unchanged)", _TRAIN_USAGE
+        "train",
+        _train,
+        "train the NLU and the dialogue policy, index the knowledge (skips what is unchanged)",
+        _TRAIN_USAGE,
     )
     train.add_argument("--force", action="store_true", help="retrain even if the data did not change")
     chat = command("chat", _chat, "talk to the bot in the terminal")
@@ -69,12 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--host", default=None)
     test = command("test", _test, "run the project's test stories, or evaluate its NLU", _TEST_USAGE)
-    nlu = test.add_argument_group("options of `kefu test nlu`")
-    nlu.add_argument("--file", type=Path, default=None, help="held-out examples in Rasa nlu.yml format")
+    nlu = test.add_argument_group("options")
+    nlu.add_argument(
+        "--file", type=Path, default=None, help="test stories (Rasa test_stories.yml) or, for nlu, held-out nlu.yml"
+    )
     nlu.add_argument(
         "--cross-validation", type=int, default=None, metavar="K", help="K-fold cross-validation over data/nlu.yml"
     )
-    nlu.add_argument("--json", action="store_true", help="print the figures as one JSON object on stdout")
+    nlu.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
     nlu.add_argument(
         "--out", type=Path, default=None, metavar="DIR", help="report folder (default: PROJECT/.kefu/reports/nlu)"
     )
@@ -82,14 +87,16 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # `kefu train` and `kefu test` take an optional first word; a first word that is none of these is the project.
-_WORDS = {"train": ("nlu", "knowledge"), "test": ("nlu", "stories")}
-_DEFAULT_WORD = {"train": "both", "test": "stories"}
+_WORDS = {"train": ("nlu", "core", "knowledge"), "test": ("nlu", "stories")}
+_DEFAULT_WORD = {"train": "all", "test": "stories"}
 _TRAIN_USAGE = """\
-  kefu train [PROJECT]            train the NLU and build the knowledge index
+  kefu train [PROJECT]            train the NLU and the dialogue policy, build the knowledge index
   kefu train nlu [PROJECT]        train the NLU only
+  kefu train core [PROJECT]       train the ML dialogue policy only (from stories and rules)
   kefu train knowledge [PROJECT]  build the knowledge index only"""
 _TEST_USAGE = """\
-  kefu test [PROJECT]                run the test stories (tests/test_stories.yml)
+  kefu test [PROJECT] [--file F] [--json]  run the test stories (tests/test_stories.yml, or F);
+                                     each failed story shows its first diverging step
   kefu test stories [PROJECT]        the same
   kefu test nlu [PROJECT] [options]  score intents and entities on --file, else on tests/nlu.yml,
                                      else by 5-fold cross-validation; writes an HTML report
@@ -133,15 +140,25 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     from bot.wiring import open_project, train
 
     what, path = _what(args, "train")
-    parts = ("nlu", "knowledge") if what is None else (what,)
-    report = train(open_project(path, settings), force=args.force, progress=True, parts=parts)
+    parts = ("nlu", "core", "knowledge") if what is None else (what,)
+    project = open_project(path, settings)
+    summary = train(project, force=args.force, progress=True, parts=parts)
     done = []
     if "nlu" in parts:
+        report = summary.nlu
         done.append(
             "NLU model is up to date"
             if report is None
-            else f"Trained NLU on {report.n_examples} examples, {report.n_intents} intents in {report.seconds:.1f}s "
+            else f"trained NLU on {report.n_examples} examples, {report.n_intents} intents in {report.seconds:.1f}s "
             f"(training accuracy {report.train_accuracy:.3f})"
+        )
+    if "core" in parts and project.config.dialogue.ml_policy:
+        core = summary.core
+        done.append(
+            "dialogue policy is up to date"
+            if core is None
+            else f"trained the dialogue policy on {core.n_stories} stories and {core.n_rules} rules "
+            f"({core.n_examples} examples) in {core.seconds:.1f}s (training accuracy {core.train_accuracy:.3f})"
         )
     if "knowledge" in parts:
         done.append("knowledge index ready")
@@ -230,20 +247,22 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         return run_nlu_test(
             project, settings, file=args.file, folds=args.cross_validation, as_json=args.json, out_dir=args.out
         )
-    options = {"--file": args.file, "--cross-validation": args.cross_validation, "--json": args.json, "--out": args.out}
-    given = [flag for flag, value in options.items() if value not in (None, False)]
+    given = [flag for flag, value in {"--cross-validation": args.cross_validation, "--out": args.out}.items() if value]
     if given:
         raise ConfigError(f"{', '.join(given)} only apply to `kefu test nlu`: write `kefu test nlu {project} ...`")
+    from bot.story_test import load_test_stories
+
+    stories = load_test_stories(args.file) if args.file is not None else None
     runtime = _ready_runtime(project, settings)
-    return asyncio.run(_test_stories(runtime, project))
+    return asyncio.run(_test_stories(runtime, project, stories, as_json=args.json))
 
 
-async def _test_stories(runtime: Runtime, project: Path) -> int:
-    from bot.story_test import run_story
+async def _test_stories(runtime: Runtime, project: Path, stories: tuple[Story, ...] | None, *, as_json: bool) -> int:
+    from bot.story_test import format_results, results_json, run_story
 
-    stories = runtime.project.files.test_stories
+    stories = runtime.project.files.test_stories if stories is None else stories
     if not stories:
-        print(f"{project}: no test stories (tests/test_stories.yml)")
+        print(f"{project}: no test stories (tests/test_stories.yml, or --file)", file=sys.stderr)
         await runtime.aclose()
         return 1
     runtime.bot.warm_up()
@@ -251,13 +270,8 @@ async def _test_stories(runtime: Runtime, project: Path) -> int:
         results = [await run_story(runtime.bot, story) for story in stories]
     finally:
         await runtime.aclose()
-    for result in results:
-        print(f"{'PASS' if result.passed else 'FAIL'} {result.story}")
-        for problem in result.problems:
-            print(f"     {problem}")
-    failed = sum(not r.passed for r in results)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(results_json(results) if as_json else format_results(results))
+    return 0 if all(r.passed for r in results) else 1
 
 
 if __name__ == "__main__":

@@ -48,6 +48,26 @@ class SlotSet(Event):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class SlotRejected(Event):
+    """A form's validation refused a value for a slot; counts towards the form's attempt limit."""
+
+    type_name: ClassVar[str] = "slot_rejected"
+    name: str
+    value: SlotValue
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskFlagged(Event):
+    """The safety stage saw a risk in the user's message that a person should handle (not a block)."""
+
+    type_name: ClassVar[str] = "risk_flagged"
+    check: str
+    category: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class FormActivated(Event):
     type_name: ClassVar[str] = "form_activated"
     name: str
@@ -133,8 +153,8 @@ class PolicyDecision:
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name: cls
     for cls in (
-        SessionStarted, UserUttered, SlotSet, FormActivated, FormCompleted, ActionExecuted, BotUttered,
-        SafetyBlocked, HandedOff, HandedBack, OperatorMessage, FeedbackGiven, TurnFailed,
+        SessionStarted, UserUttered, SlotSet, SlotRejected, RiskFlagged, FormActivated, FormCompleted,
+        ActionExecuted, BotUttered, SafetyBlocked, HandedOff, HandedBack, OperatorMessage, FeedbackGiven, TurnFailed,
     )
 }  # fmt: skip
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.errors import BadRequestError, KefuError, StaleSessionError
-from bot.events import TurnFailed
+from bot.events import HandedBack, OperatorMessage, TurnFailed
 from bot.nlu.features import detect_language
 from bot.sessions.redis_store import RedisSessionStore
 from bot.turn import TurnParts, run_turn
@@ -68,6 +68,22 @@ class Bot:
         except Exception as err:  # the edge of a turn: a bug anywhere becomes a polite reply and a record
             log.exception("unexpected error in a turn of conversation %s", _ref(message.conversation_id))
             return await self._failed(message, err)
+
+    async def operator_reply(self, conversation_id: str, operator: str, text: str) -> Reply:
+        """Record a human agent's message in a handed-off conversation; the channel delivers the reply."""
+        async with self.store.lock(conversation_id) as token:
+            session = await self.store.load(conversation_id)
+            await self.store.commit(session.with_events([OperatorMessage(operator=operator, text=text)]), token)
+        return Reply(text=text, handoff=True)
+
+    async def hand_back(self, conversation_id: str) -> bool:
+        """Give a handed-off conversation back to the bot; False if it was not handed off."""
+        async with self.store.lock(conversation_id) as token:
+            session = await self.store.load(conversation_id)
+            if not session.state.handed_off:
+                return False
+            await self.store.commit(session.with_events([HandedBack()]), token)
+        return True
 
     def trace(self, trace_id: str) -> Trace | None:
         return self._traces.get(trace_id)

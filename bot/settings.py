@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -9,6 +10,7 @@ import yaml
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.actions.api_config import ApiSpec
 from bot.errors import ConfigError
 
 LanguageCode = Literal["zh", "en"]
@@ -101,8 +103,88 @@ class SafetyConfig(_Section):
     lexicons: list[str] = Field(default_factory=list, description="Extra lexicon files, relative to the project")
 
 
+class SlotValidation(_Section):
+    regex: str | None = Field(None, description="The whole value must match this regular expression")
+    validator: str | None = Field(
+        None, description="A function in actions.py decorated with @validator(NAME): checks (and may normalise) a value"
+    )
+
+    @model_validator(mode="after")
+    def _regex_compiles(self) -> SlotValidation:
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as err:
+                raise ValueError(f"regex {self.regex!r} does not compile: {err}") from err
+        return self
+
+
+class FormConfig(_Section):
+    slots: dict[str, SlotValidation] = Field(default_factory=dict, description="Validation per required slot")
+    max_attempts: int = Field(3, ge=1, le=10, description="Invalid answers for one slot before a human is offered")
+    confirm: str | None = Field(None, description="A response asked once every slot is filled; affirm submits")
+
+
+class HandoffConfig(_Section):
+    intents: list[str] = Field(default_factory=lambda: ["request_human"], description="Explicit requests for a human")
+    offer_after: int = Field(
+        3, ge=2, le=10, description="Not understood this many times in a row: offer a human (one more: hand off)"
+    )
+    categories: list[str] = Field(
+        default_factory=lambda: ["risk", "anger"],
+        description="Input-safety flags that hand off: legal or personal risk, an angry customer",
+    )
+
+
+class ClarifyConfig(_Section):
+    enabled: bool = True
+    margin: float = Field(0.2, ge=0, le=1, description="Ask when the two best intents are closer than this")
+    min_confidence: float = Field(0.2, ge=0, le=1, description="...and the second one is at least this likely")
+    exclude: list[str] = Field(
+        default_factory=lambda: ["nlu_fallback", "out_of_scope", "affirm", "deny", "greet", "goodbye", "thank"],
+        description="Intents never offered as a choice",
+    )
+    labels: dict[str, dict[LanguageCode, str]] = Field(
+        default_factory=dict, description="The button title of an intent per language (default: its name)"
+    )
+
+
+class DialogueConfig(_Section):
+    forms: dict[str, FormConfig] = Field(default_factory=dict)
+    cancel_intents: list[str] = Field(default_factory=lambda: ["cancel"], description="Stop the active form")
+    handoff: HandoffConfig = HandoffConfig()
+    clarify: ClarifyConfig = ClarifyConfig()
+    carry_over_slots: list[str] | None = Field(
+        None, description="Slots kept in a new session after inactivity; default: domain.yml's session_config"
+    )
+    ml_policy: bool = Field(True, description="Train and use the ML policy (paths no rule or story covers)")
+    core_epochs: int = Field(30, ge=1, le=1000)
+    core_seed: int = 0
+
+
 class ActionsConfig(_Section):
     module: str = Field("actions.py", description="Python file of custom actions, relative to the project")
+    server_url: str | None = Field(
+        None, description="A rasa-sdk action server, e.g. http://localhost:5055 (kefu posts to its /webhook)"
+    )
+    server_timeout: float = Field(10.0, gt=0, le=300, description="Seconds to wait for the action server per action")
+    remote: list[str] = Field(
+        default_factory=list,
+        description="Actions the action server runs; empty: every domain action that nothing else implements",
+    )
+    apis: dict[str, ApiSpec] = Field(
+        default_factory=dict, description="Business-API actions by name: request, retries, slots, responses"
+    )
+
+    @model_validator(mode="after")
+    def _remote_needs_a_server(self) -> ActionsConfig:
+        if self.server_url is not None and not self.server_url.startswith(("http://", "https://")):
+            raise ValueError(
+                f"`server_url` must be an http(s) URL such as http://localhost:5055, not {self.server_url!r}"
+            )
+        if self.remote and not self.server_url:
+            raise ValueError("`remote` names actions of an action server: set `server_url` (http://localhost:5055)")
+        return self
 
 
 class ProjectConfig(_Section):
@@ -115,6 +197,7 @@ class ProjectConfig(_Section):
     generator: GeneratorConfig = GeneratorConfig()
     safety: SafetyConfig = SafetyConfig()
     actions: ActionsConfig = ActionsConfig()
+    dialogue: DialogueConfig = DialogueConfig()
 
 
 def load_project_config(project: Path) -> ProjectConfig:

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from bot.actions.slots import extract_slots
 from bot.errors import ActionError
-from bot.events import ActionExecuted, BotUttered, Event, SafetyBlocked, Session, UserUttered
+from bot.events import ActionExecuted, BotUttered, Event, RiskFlagged, SafetyBlocked, Session, UserUttered
+from bot.nlu.payload import parse_payload
 from bot.protocols import NLU, Action
 from bot.trace import TraceRecorder
-from bot.types import ACTION_LISTEN, LANGUAGE_SLOT, Domain, Language, Message, Reply, Trace
+from bot.types import ACTION_LISTEN, LANGUAGE_SLOT, Domain, Language, Message, Reply, SafetyVerdict, Trace
 from policies.ensemble import PolicyEnsemble
 from safety.pipeline import SafetyPipeline
 from safety.refusals import refusal
@@ -46,10 +47,12 @@ async def run_turn(parts: TurnParts, session: Session, message: Message) -> Turn
         screened = parts.input_safety.run(message.text, stage="input", session=session)
     trace.add_verdicts(screened.verdicts)
     with trace.stage("nlu"):
-        nlu = await asyncio.to_thread(parts.nlu.parse, dataclasses.replace(message, text=screened.text), session)
+        nlu = parse_payload(message.text, parts.domain.intents, session)
+        if nlu is None:
+            nlu = await asyncio.to_thread(parts.nlu.parse, dataclasses.replace(message, text=screened.text), session)
     trace.nlu = nlu
     said = UserUttered(text=message.text, message_id=message.message_id, channel=message.channel, nlu=nlu)
-    session = session.with_events([said])
+    session = session.with_events([said, *_flags(screened.verdicts)])
     if screened.blocked_by is not None:
         blocked = screened.blocked_by
         reply = BotUttered(text=refusal(nlu.language, blocked.category), template=f"refusal:{blocked.category}")
@@ -77,11 +80,21 @@ async def _act(parts: TurnParts, session: Session, trace: TraceRecorder) -> Sess
         action = parts.actions.get(decision.action)
         if action is None:
             raise ActionError(f"the policies chose {decision.action!r}, which no action implements")
+        session = session.with_events(decision.events)  # what the decision implies, e.g. why it hands off
         with trace.stage(f"action:{action.name}"):
             events = await action.run(session, parts.domain, trace)
         executed = ActionExecuted(name=action.name, policy=decision.policy, confidence=decision.confidence)
-        session = session.with_events([*decision.events, executed, *_screen(parts, session, events, trace)])
+        session = session.with_events([executed, *_screen(parts, session, events, trace)])
     return session
+
+
+def _flags(verdicts: tuple[SafetyVerdict, ...]) -> list[Event]:
+    """Input checks that let a message through but name a category (a risk, anger) flag it for the policies."""
+    return [
+        RiskFlagged(check=v.check, category=v.category, reason=v.reason)
+        for v in verdicts
+        if v.allowed and v.category and v.stage == "input"
+    ]
 
 
 def _screen(parts: TurnParts, session: Session, events: list[Event], trace: TraceRecorder) -> list[Event]:

@@ -15,6 +15,20 @@ ACTION_LISTEN = "action_listen"
 FALLBACK_INTENT = "nlu_fallback"
 REQUESTED_SLOT = "requested_slot"
 LANGUAGE_SLOT = "language"
+CONFIRM_SLOT = "confirm"  # the `requested_slot` while a form waits for its confirmation step
+
+# kefu's built-in actions, beside Rasa's defaults; policies predict them, bot/actions/builtin.py runs them.
+ACTION_DEFAULT_FALLBACK = "action_default_fallback"
+ACTION_ASK_REPHRASE = "action_default_ask_rephrase"
+ACTION_CLARIFY = "action_clarify"
+ACTION_HANDOFF = "action_handoff"
+ACTION_OFFER_HUMAN = "action_offer_human"
+ACTION_CANCEL_FORM = "action_cancel_form"
+ACTION_ANSWER = "action_answer"
+KEFU_ACTIONS = (
+    ACTION_DEFAULT_FALLBACK, ACTION_ASK_REPHRASE, ACTION_CLARIFY, ACTION_HANDOFF, ACTION_OFFER_HUMAN,
+    ACTION_CANCEL_FORM, ACTION_ANSWER,
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

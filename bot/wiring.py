@@ -9,11 +9,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.actions.answer import AnswerAction, AnswerOptions
-from bot.actions.builtin import DefaultFallbackAction, HandoffAction
-from bot.actions.custom import load_python_actions
-from bot.actions.forms import FormAction
+from bot.actions.builtin import (
+    AskRephraseAction,
+    CancelFormAction,
+    ClarifyAction,
+    DefaultFallbackAction,
+    HandoffAction,
+    OfferHumanAction,
+)
+from bot.actions.custom import load_python_actions, load_validators
+from bot.actions.forms import FormAction, FormRules
 from bot.actions.responses import ResponseAction, ResponseRenderer
-from bot.errors import ProjectError
+from bot.actions.sources import custom_actions
+from bot.errors import ConfigError, ProjectError
 from bot.generation.prompts import PromptBuilder
 from bot.generation.transformers_lm import TransformersGenerator
 from bot.nlu.embedder import E5Embedder
@@ -23,17 +31,23 @@ from bot.nlu.pipeline import TrainedNlu, TrainReport, needs_training, train_nlu
 from bot.nlu.rasa_http import RasaHttpNlu
 from bot.project.loader import ProjectFiles, load_project
 from bot.project.validate import validate
-from bot.protocols import Action, DecodingParams, Embedder, Generator, SafetyCheck
+from bot.protocols import Action, DecodingParams, Embedder, Generator, Policy, SafetyCheck
 from bot.runtime import Bot
 from bot.sessions.connect import EmbeddedRedis, client_for_socket, client_for_url, describe_url
 from bot.sessions.redis_store import RedisSessionStore, StoreOptions
-from bot.settings import ProjectConfig, Settings, load_project_config
+from bot.settings import DialogueConfig, FormConfig, ProjectConfig, Settings, load_project_config
 from bot.turn import TurnParts
 from bot.types import NluData
 from knowledge.retriever import KnowledgeRetriever
+from policies.clarify import ClarifyPolicy
 from policies.ensemble import PolicyEnsemble
+from policies.fallback import TwoStageFallbackPolicy
 from policies.forms import FormPolicy
+from policies.handoff import HandoffPolicy
+from policies.ml_policy import CoreTrainReport, MLPolicy, needs_core_training, train_core
 from policies.rules import RulePolicy
+from policies.ted import TedConfig
+from safety.flags import FlagCheck
 from safety.grounding import GroundingCheck
 from safety.lexicon import LexiconCheck, default_lexicon_paths, load_lexicon
 from safety.pii import PiiMasker
@@ -59,6 +73,10 @@ class Project:
         return self.data_dir / "models" / "nlu"
 
     @property
+    def core_dir(self) -> Path:
+        return self.data_dir / "models" / "core"
+
+    @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
 
@@ -78,30 +96,55 @@ def open_project(path: Path, settings: Settings) -> Project:
     return Project(files, load_project_config(root), settings.data_dir or root / ".kefu")
 
 
-def train(
-    project: Project, *, force: bool = False, progress: bool = True, parts: Collection[str] = ("nlu", "knowledge")
-) -> TrainReport | None:
-    """Train the `parts` the project lacks ("nlu" unless unchanged, "knowledge" builds the index).
+@dataclass(frozen=True, slots=True)
+class TrainSummary:
+    """What `train` did: a report per part it trained, None for a part that was up to date or not asked."""
 
-    Returns the NLU training report, or None when the NLU was not trained.
-    """
+    nlu: TrainReport | None = None
+    core: CoreTrainReport | None = None
+
+
+def train(
+    project: Project,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    parts: Collection[str] = ("nlu", "core", "knowledge"),
+) -> TrainSummary:
+    """Train the `parts` that changed: "nlu" (the NLU model), "core" (the ML dialogue policy) and
+    "knowledge" (the retrieval index)."""
     nlu = project.config.nlu
     embedder = E5Embedder() if nlu.dense_features else None
-    entities = project.files.domain.entities
-    report = None
+    nlu_report = core_report = None
     stale = force or needs_training(
         project.files.nlu,
         project.nlu_dir,
         embedder=embedder,
-        entity_names=entities,
+        entity_names=project.files.domain.entities,
         config=_network(project),
         seed=nlu.seed,
     )
     if "nlu" in parts and stale and nlu.backend == "kefu":
-        report = train_project_nlu(project, project.files.nlu, project.nlu_dir, embedder=embedder, progress=progress)
+        nlu_report = train_project_nlu(
+            project, project.files.nlu, project.nlu_dir, embedder=embedder, progress=progress
+        )
+    if "core" in parts and project.config.dialogue.ml_policy:
+        core_report = _train_core(project, force=force, progress=progress)
     if "knowledge" in parts:
         _retriever(project, embedder or E5Embedder()).warm_up()
-    return report
+    return TrainSummary(nlu_report, core_report)
+
+
+def _train_core(project: Project, *, force: bool, progress: bool) -> CoreTrainReport | None:
+    files, dialogue = project.files, project.config.dialogue
+    config, seed = TedConfig(epochs=dialogue.core_epochs), dialogue.core_seed
+    if not force and not needs_core_training(
+        files.stories, files.rules, files.domain, project.core_dir, seed=seed, config=config
+    ):
+        return None
+    return train_core(
+        files.stories, files.rules, files.domain, project.core_dir, seed=seed, config=config, progress=progress
+    )
 
 
 def train_project_nlu(
@@ -190,17 +233,16 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     renderer = ResponseRenderer(domain)
     answer = AnswerAction(retriever, generator, renderer, _answer_options(config), grounding=GroundingCheck())
     actions = _actions(project, renderer, answer)
-    policies = PolicyEnsemble(
-        [
-            RulePolicy(project.files.rules),
-            FormPolicy(),
-            RulePolicy(project.files.stories, name="memoization", priority=3, windows=True),
-        ]
-    )
+    policies = _policies(project)
     checks = _safety_checks(project)
     parts = TurnParts(domain, nlu, policies, actions, SafetyPipeline(checks), SafetyPipeline(checks))
     store, embedded = _session_store(project, settings)
-    bot = Bot(parts, store, max_message_chars=settings.max_message_chars, warm_ups=(nlu.warm_up, retriever.warm_up))
+    bot = Bot(
+        parts,
+        store,
+        max_message_chars=settings.max_message_chars,
+        warm_ups=(nlu.warm_up, policies.warm_up, retriever.warm_up),
+    )
     return Runtime(project, bot, embedded, generator)
 
 
@@ -241,14 +283,61 @@ def _answer_options(config: ProjectConfig) -> AnswerOptions:
 def _actions(project: Project, renderer: ResponseRenderer, answer: AnswerAction) -> dict[str, Action]:
     domain = project.files.domain
     actions: dict[str, Action] = {name: ResponseAction(name, renderer) for name in domain.responses}
-    actions.update({name: FormAction(spec, renderer) for name, spec in domain.forms.items()})
-    for builtin in (DefaultFallbackAction(renderer), HandoffAction(renderer), answer):
-        actions[builtin.name] = builtin
-    actions.update(load_python_actions(project.root / project.config.actions.module, renderer))
+    actions.update(_dialogue_actions(project, renderer))
+    actions[answer.name] = answer
+    python = load_python_actions(project.root / project.config.actions.module, renderer)
+    # then kefu.yml's business-API actions and the action server's; a name two of these implement is an error
+    actions.update(custom_actions(python, project.config.actions, domain, renderer, implemented=actions))
     missing = [name for name in domain.actions if name not in actions]
     if missing:
         log.warning("actions declared in domain.yml without an implementation (they will fail): %s", missing)
     return actions
+
+
+def _dialogue_actions(project: Project, renderer: ResponseRenderer) -> dict[str, Action]:
+    """Forms (with kefu.yml's validation) and the built-in fallback, clarification and handoff actions."""
+    config = project.config.dialogue
+    validators = load_validators(project.root / project.config.actions.module)
+    actions: dict[str, Action] = {}
+    for name, spec in project.files.domain.forms.items():
+        rules = FormRules(config.forms.get(name, FormConfig()), validators, project.root)
+        rules.check()
+        actions[name] = FormAction(spec, renderer, rules)
+    unknown = sorted(set(config.forms) - set(actions))
+    if unknown:
+        raise ConfigError(f"kefu.yml: dialogue.forms names {unknown}, which domain.yml does not declare under `forms:`")
+    clarify = _clarify_policy(config)
+    builtins: list[Action] = [
+        DefaultFallbackAction(renderer), AskRephraseAction(renderer), OfferHumanAction(renderer),
+        CancelFormAction(renderer), HandoffAction(renderer),
+        ClarifyAction(renderer, clarify.choices, config.clarify.labels),
+    ]  # fmt: skip
+    return {**actions, **{action.name: action for action in builtins}}
+
+
+def _clarify_policy(config: DialogueConfig) -> ClarifyPolicy:
+    clarify = config.clarify
+    return ClarifyPolicy(margin=clarify.margin, min_confidence=clarify.min_confidence, exclude=clarify.exclude)
+
+
+def _policies(project: Project) -> PolicyEnsemble:
+    """Priorities: handoff 9, clarification 8, forms 7, rules 6, two-stage fallback 5, memoized stories 3,
+    the ML policy 1; the most confident prediction wins and ties go to the higher priority."""
+    config = project.config.dialogue
+    files = project.files
+    max_attempts = {name: form.max_attempts for name, form in config.forms.items()}
+    policies: list[Policy] = [
+        HandoffPolicy(intents=config.handoff.intents, categories=config.handoff.categories),
+        FormPolicy(cancel_intents=config.cancel_intents, max_attempts=max_attempts),
+        RulePolicy(files.rules),
+        TwoStageFallbackPolicy(offer_after=config.handoff.offer_after),
+        RulePolicy(files.stories, name="memoization", priority=3, windows=True),
+    ]
+    if config.clarify.enabled:
+        policies.append(_clarify_policy(config))
+    if config.ml_policy:
+        policies.append(MLPolicy(project.core_dir))
+    return PolicyEnsemble(policies)
 
 
 def _safety_checks(project: Project) -> list[SafetyCheck]:
@@ -259,13 +348,17 @@ def _safety_checks(project: Project) -> list[SafetyCheck]:
     if config.lexicon:
         extra = [project.root / p for p in config.lexicons]
         checks.append(LexiconCheck(load_lexicon([*default_lexicon_paths(), *extra])))
+    if project.config.dialogue.handoff.categories:
+        checks.append(FlagCheck.default())
     return checks
 
 
 def _session_store(project: Project, settings: Settings) -> tuple[RedisSessionStore, EmbeddedRedis | None]:
     domain_session = project.files.domain.session
+    carried = project.config.dialogue.carry_over_slots
     options = StoreOptions(
-        expiration_s=domain_session.expiration_minutes * 60, carry_over_slots=domain_session.carry_over_slots
+        expiration_s=domain_session.expiration_minutes * 60,
+        carry_over_slots=domain_session.carry_over_slots if carried is None else tuple(carried),
     )
     if settings.redis_url:
         described = f"Redis at {describe_url(settings.redis_url)}"

@@ -16,6 +16,13 @@ class PolicyEnsemble:
         self._fallback = FallbackPolicy()
         self._min_confidence = min_confidence
 
+    def warm_up(self) -> None:
+        """Load the policies' models (the ML policy's)."""
+        for policy in self._policies:
+            warm_up = getattr(policy, "warm_up", None)
+            if callable(warm_up):
+                warm_up()
+
     def decide(self, session: Session, domain: Domain) -> PolicyDecision:
         best: tuple[float, int, PolicyDecision] | None = None
         for policy in self._policies:

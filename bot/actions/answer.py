@@ -51,16 +51,18 @@ class AnswerAction:
             return []
         language: Language = "zh" if session.slots.get(LANGUAGE_SLOT) == "zh" else "en"
         entities = message.nlu.entities if message.nlu is not None else ()
+        # the NLU's text: personal data masked, and after a clarification the question it clarified
+        question = message.nlu.text if message.nlu is not None else message.text
         with trace.stage("retrieval"):
             facts = await asyncio.to_thread(
-                self._retriever.retrieve, message.text, entities=entities, top_k=self._options.top_k, language=language
+                self._retriever.retrieve, question, entities=entities, top_k=self._options.top_k, language=language
             )
         trace.add_facts(facts)
         usable = [f for f in facts if f.exact or f.score >= self._options.min_score]
         if usable and usable[0].exact:
             return [_quote(usable[0])]
         if usable and self._generator is not None and language in self._options.generator_languages:
-            candidate = await self._generate(session, message.text, usable, language, trace)
+            candidate = await self._generate(session, question, usable, language, trace)
             if candidate is not None:
                 return [BotUttered(text=candidate.text, fact_ids=candidate.fact_ids, template="generated")]
         if usable:  # no generator for this language, or no grounded candidate: the closest fact as written

@@ -9,12 +9,17 @@ from bot.types import LANGUAGE_SLOT, REQUESTED_SLOT, Domain, NluResult, SlotMapp
 
 
 def extract_slots(domain: Domain, session: Session, nlu: NluResult) -> list[Event]:
-    """SlotSet events for every slot a mapping fills from this message, plus the detected language."""
+    """SlotSet events for every slot a mapping fills from this message (except those of the active form),
+    plus the detected language."""
     events: list[Event] = []
     current = session.slots.get(LANGUAGE_SLOT)
     if LANGUAGE_SLOT in domain.slots and current != nlu.language and (current is None or _has_words(nlu)):
         events.append(SlotSet(name=LANGUAGE_SLOT, value=nlu.language))
+    form = domain.forms.get(session.active_form or "")
+    validated_by_form = set(form.required_slots) if form is not None else set()
     for spec in domain.slots.values():
+        if spec.name in validated_by_form:  # the active form fills these itself, after validating them
+            continue
         value = slot_value(spec, session, nlu)
         if value is not None and session.slots.get(spec.name) != value:
             events.append(SlotSet(name=spec.name, value=value))

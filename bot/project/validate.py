@@ -13,14 +13,14 @@ from collections.abc import Iterable, Iterator
 
 from bot.errors import ProjectError
 from bot.project.files import ProjectFiles
-from bot.types import REQUESTED_SLOT, Domain, Story, StoryStep
+from bot.types import KEFU_ACTIONS, REQUESTED_SLOT, Domain, Story, StoryStep
 
-# Rasa's default actions, plus kefu's own: `action_handoff` (to a human) and `action_answer` (knowledge).
+# Rasa's default actions, plus kefu's own (handoff, knowledge answers, clarification, form cancelling).
 BUILTIN_ACTIONS = frozenset({
     "action_listen", "action_restart", "action_session_start", "action_default_fallback",
     "action_deactivate_loop", "action_revert_fallback_events", "action_default_ask_affirmation",
     "action_default_ask_rephrase", "action_two_stage_fallback", "action_unlikely_intent", "action_back",
-    "action_extract_slots", "action_handoff", "action_answer",
+    "action_extract_slots", *KEFU_ACTIONS,
 })  # fmt: skip
 # Intents Rasa adds to every domain; rules may use them without declaring them.
 BUILTIN_INTENTS = frozenset({"nlu_fallback", "restart", "back", "out_of_scope", "session_start"})

@@ -55,7 +55,7 @@ class StoreOptions:
     lock_ttl_ms: int = 15_000
     lock_wait_s: float = 10.0
     expiration_s: float = 30 * 60.0
-    carry_over_slots: bool = True
+    carry_over_slots: bool | tuple[str, ...] = True  # all, none, or these slots
     dedupe_ttl_s: int = 24 * 3600
 
 
@@ -108,7 +108,8 @@ class RedisSessionStore:
         now = self._clock()
         if events and now - state.last_activity <= self._options.expiration_s:
             return Session(conversation_id, events, state, version)
-        carried = state.slots if self._options.carry_over_slots else {}
+        keep = self._options.carry_over_slots
+        carried = {k: v for k, v in state.slots.items() if keep is True or (keep and k in keep)}
         fresh = Session(conversation_id, (), SessionState(session_number=state.session_number), version)
         return fresh.with_events(_session_start(now, carried))
 

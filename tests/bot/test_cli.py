@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -52,6 +53,16 @@ def test_kefu_test_fails_with_a_clear_report_when_a_story_does_not_hold(kefu_env
     assert main(["test", str(project)]) == 1
     out = capsys.readouterr().out
     assert "FAIL" in out and "expected actions ['utter_goodbye']" in out
+    assert main(["test", "stories", str(project), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["stories_passed"] == report["stories_total"] - 1 >= 1
+    first = report["failures"][0]
+    assert first["expected"] == "actions ['utter_goodbye']" and first["got"] == "actions ['utter_greet']"
+    assert first["file"].endswith("test_stories.yml") and first["line"] > 0  # the first diverging step
+    passing = kefu_env / "passing.yml"
+    passing.write_text(stories.read_text().replace("utter_goodbye", "utter_greet", 1))
+    assert main(["test", str(project), "--file", str(passing), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stories_passed"] == report["stories_total"]
 
 
 def test_a_broken_project_file_names_the_file_and_line(kefu_env: Path, capsys) -> None:

@@ -161,3 +161,39 @@ def test_the_shop_nlu_understands_its_held_out_examples(shop_project: Project) -
     misses = [(e.text, e.expected, e.predicted) for e in evaluation.errors]
     assert evaluation.intent_accuracy >= 0.85, misses
     assert evaluation.entity_f1 is not None and evaluation.entity_f1 >= 0.8
+
+
+async def test_a_handed_off_conversation_relays_the_operator_and_resumes_when_handed_back(shop) -> None:
+    chat = Chat(shop)
+    assert (await chat.user("转人工")).replies
+    assert (await chat.user("在吗？")).replies == ()  # a human answers now
+    reply = await shop.bot.operator_reply(chat.conversation_id, "agent-7", "您好，我是客服小王")
+    assert reply.handoff and reply.text == "您好，我是客服小王"
+    assert await shop.bot.hand_back(chat.conversation_id)
+    assert not await shop.bot.hand_back(chat.conversation_id)  # nothing to hand back twice
+    assert "订单号" in (await chat.texts("帮我查一下订单"))[0]
+    events = await shop.bot.store.history(chat.conversation_id)
+    assert [type(e).__name__ for e in events if type(e).__name__ in ("HandedOff", "OperatorMessage", "HandedBack")] == [
+        "HandedOff",
+        "OperatorMessage",
+        "HandedBack",
+    ]
+
+
+async def test_an_ambiguous_question_gets_buttons_and_the_choice_is_answered_from_knowledge(shop) -> None:
+    chat = Chat(shop)
+    asked = await chat.user("退货")
+    assert asked.replies and {b.payload for b in asked.replies[0].buttons} == {"/request_return", "/ask_returns"}
+    assert "申请退货" in {b.title for b in asked.replies[0].buttons}
+    answer = await chat.user("/ask_returns")
+    assert answer.trace is not None and answer.trace.decisions[0].action == "action_answer"
+    assert answer.replies and answer.replies[0].fact_ids  # the question it clarified was searched, not "/ask_returns"
+
+
+async def test_an_order_number_that_does_not_exist_is_rejected_by_the_validator(shop) -> None:
+    chat = Chat(shop)
+    assert "订单号" in (await chat.texts("我想查一下我的订单"))[0]
+    rejected = await chat.texts("SO29999999")
+    assert rejected == ["抱歉，没有找到订单 SO29999999，请核对订单号后再试一次。"]
+    events = await shop.bot.store.history(chat.conversation_id)
+    assert any(type(e).__name__ == "SlotRejected" for e in events)

@@ -432,7 +432,7 @@ async def test_a_project_with_backend_rasa_answers_from_rasas_parse(
     (project_dir / "kefu.yml").write_text(f"nlu: {{backend: rasa, rasa_url: '{url}'}}\ngenerator: {{backend: none}}\n")
     settings = Settings(data_dir=tmp_path / "data", redis_url=redis_target, rasa_token=TOKEN)
     project = open_project(project_dir, settings)
-    assert train(project, progress=False, parts=("nlu",)) is None  # Rasa's model, nothing of ours to train
+    assert train(project, progress=False, parts=("nlu",)).nlu is None  # Rasa's model, nothing of ours to train
     greeting = {"text": "嗨喽", "intent": {"name": "greet", "confidence": 0.97}, "entities": []}
     fake.reply_json("嗨喽", greeting)
     runtime = build_runtime(project, settings)

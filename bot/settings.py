@@ -108,6 +108,9 @@ class SlotValidation(_Section):
     validator: str | None = Field(
         None, description="A function in actions.py decorated with @validator(NAME): checks (and may normalise) a value"
     )
+    api: str | None = Field(
+        None, description="An `actions.apis` entry called with the value in its slot: 2xx accepts it, 4xx rejects it"
+    )
 
     @model_validator(mode="after")
     def _regex_compiles(self) -> SlotValidation:

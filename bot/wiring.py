@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.actions.answer import AnswerAction, AnswerOptions
+from bot.actions.api import api_actions
 from bot.actions.builtin import (
     AskRephraseAction,
     CancelFormAction,
@@ -298,9 +299,10 @@ def _dialogue_actions(project: Project, renderer: ResponseRenderer) -> dict[str,
     """Forms (with kefu.yml's validation) and the built-in fallback, clarification and handoff actions."""
     config = project.config.dialogue
     validators = load_validators(project.root / project.config.actions.module)
+    apis = api_actions(project.config.actions.apis, renderer)
     actions: dict[str, Action] = {}
     for name, spec in project.files.domain.forms.items():
-        rules = FormRules(config.forms.get(name, FormConfig()), validators, project.root)
+        rules = FormRules(config.forms.get(name, FormConfig()), validators, project.root, apis)
         rules.check()
         actions[name] = FormAction(spec, renderer, rules)
     unknown = sorted(set(config.forms) - set(actions))

@@ -108,7 +108,7 @@ class ApiAction:
         return f"ApiAction({self.name!r}, {self._spec.method} {self._spec.url!r})"
 
     async def run(self, session: Session, domain: Domain, trace: TraceSink) -> list[Event]:
-        outcome = await self._call(session)
+        outcome = await self._call(session.slots)
         events: list[Event] = [SlotSet(name=name, value=value) for name, value in outcome.slots.items()]
         if outcome.ok and self._spec.response is not None:
             slots = {**session.slots, **outcome.slots}
@@ -123,9 +123,20 @@ class ApiAction:
         log.warning("business API action %r: %s", self.name, self._describe(outcome))
         return [self._graceful(session)]
 
-    async def _call(self, session: Session) -> _Outcome:
+    async def check(self, slots: Mapping[str, SlotValue]) -> bool | None:
+        """A form's API check of the values in `slots`: True on 2xx, False when the API says no (4xx),
+        None when it could not be asked (down, too slow: the customer is not blamed for that)."""
+        outcome = await self._call(slots)
+        if outcome.ok:
+            return True
+        if outcome.status is not None and 400 <= outcome.status < 500 and outcome.status != 429:
+            return False
+        log.warning("API check %r could not be made: %s", self.name, self._describe(outcome))
+        return None
+
+    async def _call(self, slots: Mapping[str, SlotValue]) -> _Outcome:
         try:
-            request = self._request(session.slots)
+            request = self._request(slots)
         except ActionError as err:
             return _Outcome(False, 0, problem=str(err))
         spec, status, problem = self._spec, None, ""

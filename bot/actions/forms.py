@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bot.actions.responses import ResponseRenderer
 from bot.actions.sdk import ActionContext, Validation, ValidatorFunction
@@ -27,6 +28,10 @@ _INVALID = {
 _MISSING = {"zh": "抱歉，我没有找到{slot}。", "en": "Sorry, I couldn't find the {slot} in that."}
 
 
+class ApiCheck(Protocol):
+    async def check(self, slots: Mapping[str, SlotValue]) -> bool | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class FormRules:
     """What kefu.yml adds to a domain form: validation per slot, attempts, confirmation, validators."""
@@ -34,6 +39,7 @@ class FormRules:
     config: FormConfig = field(default_factory=FormConfig)
     validators: Mapping[str, ValidatorFunction] = field(default_factory=dict)
     project_dir: Path = Path()
+    apis: Mapping[str, ApiCheck] = field(default_factory=dict)
 
     def check(self) -> None:
         """Every validator named in kefu.yml exists in actions.py."""
@@ -42,6 +48,10 @@ class FormRules:
                 raise ConfigError(
                     f"kefu.yml: validator {rules.validator!r} of slot {slot!r} is not in actions.py; "
                     f"decorate a function there with @validator({rules.validator!r})"
+                )
+            if rules.api is not None and rules.api not in self.apis:
+                raise ConfigError(
+                    f"kefu.yml: the API check {rules.api!r} of slot {slot!r} is not declared under `actions: apis:`"
                 )
 
 
@@ -111,6 +121,8 @@ class FormAction:
             values = value if isinstance(value, list) else [value]
             if not all(re.fullmatch(rules.regex, str(v)) for v in values):
                 return Validation(valid=False, reason=f"does not match {rules.regex}")
+        if rules.api is not None and await self._rules.apis[rules.api].check({**session.slots, name: value}) is False:
+            return Validation(valid=False, reason=f"{rules.api} rejected it")
         if rules.validator is None:
             return Validation(valid=True, value=value)
         function = self._rules.validators[rules.validator]

@@ -22,12 +22,30 @@ from starlette.routing import Route
 from bot.actions.api import SORRY, ApiAction, api_actions
 from bot.actions.api_config import ApiSpec
 from bot.actions.clients import LoopClients
+from bot.actions.forms import FormAction, FormRules
 from bot.actions.responses import ResponseRenderer
 from bot.errors import ConfigError
-from bot.events import BotUttered, Session, SessionStarted, SlotSet
-from bot.settings import load_project_config
+from bot.events import (
+    ActionExecuted,
+    BotUttered,
+    FormActivated,
+    Session,
+    SessionStarted,
+    SlotRejected,
+    SlotSet,
+    UserUttered,
+)
+from bot.settings import FormConfig, SlotValidation, load_project_config
 from bot.trace import TraceRecorder
-from bot.types import Domain, ResponseCondition, ResponseVariation
+from bot.types import (
+    Domain,
+    FormSpec,
+    NluResult,
+    ResponseCondition,
+    ResponseVariation,
+    SlotMapping,
+    SlotSpec,
+)
 from tests.actions.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -324,3 +342,27 @@ def test_remote_names_need_a_server(tmp_path: Path) -> None:
     (tmp_path / "kefu.yml").write_text("actions: {remote: [action_check_order]}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="set `server_url`"):
         load_project_config(tmp_path)
+
+
+async def test_a_form_checks_a_slot_value_against_an_api(api_server, clients) -> None:
+    base, _ = api_server
+    slot = SlotSpec("tracking_no", "text", (SlotMapping("from_text"),))
+    ask = {"utter_ask_tracking_no": (ResponseVariation("Tracking number?"),)}
+    domain = Domain(
+        ("inform",), slots={"tracking_no": slot}, responses=ask, forms={"f": FormSpec("f", ("tracking_no",))}
+    )
+    exists = action(base, clients, domain, slots={})
+    missing = action(base, clients, domain, url=f"{base}/missing?n={{{{ tracking_no }}}}", slots={})
+    down = action(base, clients, domain, url="http://127.0.0.1:9/{{ tracking_no }}", retries=0, slots={})
+    for api, accepted in ((exists, True), (missing, False), (down, True)):  # down: the customer is not blamed
+        rules = FormRules(FormConfig(slots={"tracking_no": SlotValidation(api="check")}), apis={"check": api})
+        rules.check()
+        started = [SessionStarted(), ActionExecuted(name="f"), FormActivated(name="f")]
+        asked = Session("c").with_events([*started, SlotSet(name="requested_slot", value="tracking_no")])
+        answer = NluResult(text="SF123", intent="inform", confidence=0.9)
+        s = asked.with_events([UserUttered(text="SF123", nlu=answer)])
+        events = await FormAction(domain.forms["f"], ResponseRenderer(domain), rules).run(s, domain, TraceRecorder("c"))
+        assert any(isinstance(e, SlotSet) and e.value == "SF123" for e in events) is accepted
+        assert any(isinstance(e, SlotRejected) for e in events) is not accepted
+    with pytest.raises(ConfigError, match="not declared under `actions: apis:`"):
+        FormRules(FormConfig(slots={"tracking_no": SlotValidation(api="nope")})).check()

@@ -112,7 +112,7 @@ def test_file_and_cross_validation_together_ask_to_pick_one(
 
 
 def test_nlu_options_on_story_tests_are_refused(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["test", "stories", str(project), "--json"]) == 2
+    assert main(["test", "stories", str(project), "--cross-validation", "3"]) == 2
     assert "only apply to `kefu test nlu`" in capsys.readouterr().err
 
 
@@ -121,7 +121,7 @@ def test_a_first_word_that_is_not_a_subcommand_is_the_project(tmp_path: Path, ca
     assert main(["test", str(missing)]) == 2
     assert f"project folder {missing} does not exist" in capsys.readouterr().err
     assert main(["train", "nul", str(missing)]) == 2
-    assert "`nul` is not one of nlu, knowledge" in capsys.readouterr().err
+    assert "`nul` is not one of nlu, core, knowledge" in capsys.readouterr().err
 
 
 def test_train_nlu_trains_only_the_nlu(project: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -122,6 +122,22 @@ async def test_inactivity_starts_a_new_session_and_keeps_the_old_events(redis_cl
     assert len(await store.history(conversation)) == 6
 
 
+@pytest.mark.parametrize(("keep", "carried"), [(True, {"x": "1", "y": "2"}), (False, {}), (("y",), {"y": "2"})])
+async def test_a_new_session_carries_over_all_none_or_the_listed_slots(
+    redis_client: aioredis.Redis, keep: bool | tuple[str, ...], carried: dict[str, str]
+) -> None:
+    clock = Clock()
+    store = RedisSessionStore(redis_client, StoreOptions(expiration_s=60, carry_over_slots=keep), clock=clock)
+    conversation = cid()
+    async with store.lock(conversation) as token:
+        session = (await store.load(conversation)).with_events(
+            [SlotSet(name="x", value="1", timestamp=clock.now), SlotSet(name="y", value="2", timestamp=clock.now)]
+        )
+        await store.commit(session, token)
+    clock.now += 61
+    assert dict((await store.load(conversation)).slots) == carried
+
+
 async def test_duplicate_delivery_is_seen_once(redis_client: aioredis.Redis) -> None:
     store = RedisSessionStore(redis_client)
     message_id = uuid.uuid4().hex

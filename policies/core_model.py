@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from bot.errors import ModelNotTrainedError
+from bot.model_files import read_meta as read_meta_file
 from policies.state_features import State, StateFeaturizer, Vocabulary
 from policies.ted import TedConfig, TedNet
 
@@ -85,13 +86,7 @@ class CoreModel:
 
 def read_meta(model_dir: Path) -> dict[str, Any] | None:
     """The folder's meta.json, or None when it is missing, unreadable or of another format."""
-    try:
-        meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        return None
-    return meta
+    return read_meta_file(model_dir / META_FILE, FORMAT_VERSION)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:

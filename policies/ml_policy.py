@@ -25,6 +25,7 @@ import torch
 
 from bot.errors import ModelNotTrainedError, ProjectError
 from bot.events import Event, PolicyDecision, Session
+from bot.model_files import seeded
 from bot.types import ACTION_LISTEN, KEFU_ACTIONS, Domain, Story, StoryStep
 from policies.core_model import META_FILE, MODEL_FILE, CoreModel, read_meta
 from policies.state_features import (
@@ -35,7 +36,7 @@ from policies.state_features import (
     vocabulary_of,
     waits_at_end,
 )
-from policies.ted import TedConfig, fit, seeded
+from policies.ted import TedConfig, fit
 from policies.ted_numpy import NumpyTed
 
 log = logging.getLogger(__name__)

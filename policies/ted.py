@@ -14,8 +14,6 @@ trained network at decision time.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -86,22 +84,6 @@ class TedNet(nn.Module):
         keep = torch.rand(states.shape[0], states.shape[1], 1) >= self.history_dropout
         keep[:, -1] = True
         return states * keep
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch and run on one thread, restoring the caller's RNG state and thread count afterwards.
-
-    One thread fixes the order of floating-point reductions, so CPU training is bit-for-bit reproducible.
-    """
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
 
 
 def fit(

@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 import pickle
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from bot.errors import ModelNotTrainedError
+from bot.model_files import read_meta as read_meta_file
 from bot.nlu.crf import OUTSIDE, bio_tags
 from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, IndexArray, ValueArray, hash_keys
 from bot.nlu.network import Batch, JointNet, NetOutput, NetworkConfig
@@ -273,34 +273,6 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float(grid[int(np.argmin(losses))])
 
 
-def read_meta(model_dir: Path) -> dict[str, Any] | None:
-    """The folder's meta.json, or None when it is missing, unreadable or of another format."""
-    try:
-        meta = json.loads((model_dir / META_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT_VERSION:
-        return None
-    return meta
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """Seed torch and run on one thread, restoring the caller's RNG state and thread count afterwards.
-
-    One thread fixes the order of floating-point reductions, so CPU training is bit-for-bit
-    reproducible; this network is too small to gain from more threads anyway.
-    """
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(threads)
-
-
 def _token_bags(text: str, max_tokens: int) -> tuple[list[Bag], list[Token]]:
     tokens = tokenize(text)[:max_tokens]
     return [hash_keys(keys, TOKEN_DIM) for keys in token_keys(text, tokens)], tokens
@@ -340,3 +312,8 @@ def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
     tmp.replace(path)
+
+
+def read_meta(model_dir: Path) -> dict[str, Any] | None:
+    """The model folder's meta.json, or None when it is missing, unreadable or of another format."""
+    return read_meta_file(model_dir / META_FILE, FORMAT_VERSION)

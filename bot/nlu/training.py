@@ -11,7 +11,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from bot.nlu.model import JointModel, fit_temperature, seeded, tag_targets
+from bot.model_files import seeded
+from bot.nlu.model import JointModel, fit_temperature, tag_targets
 from bot.nlu.network import NetworkConfig
 from bot.nlu.noise import noise_examples
 from bot.protocols import Embedder

@@ -21,6 +21,7 @@ from bot.events import (
     SlotSet,
     UserUttered,
 )
+from bot.model_files import seeded
 from bot.project.loader import load_project
 from bot.types import (
     ACTION_LISTEN,
@@ -39,7 +40,7 @@ from policies.forms import FormPolicy
 from policies.ml_policy import MLPolicy, build_core_model, needs_core_training, train_core
 from policies.rules import RulePolicy
 from policies.state_features import StateFeaturizer, story_events, training_pairs, waits_at_end
-from policies.ted import TedConfig, seeded
+from policies.ted import TedConfig
 from policies.ted_numpy import NumpyTed
 from tests.conftest import SHOP
 

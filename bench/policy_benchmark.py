@@ -4,7 +4,8 @@
     .venv/bin/python bench/policy_benchmark.py --project PATH --repeat 50
 
 Trains the ML policy (`train_core`) on the project's stories and rules, builds the policies the bot
-runs (rules, forms, memoized stories, the ML policy) in a `PolicyEnsemble`, and replays the sessions of
+runs (`bot.wiring.dialogue_policies`: handoff, clarification, forms, rules, two-stage fallback, memoized
+stories, the ML policy), and replays the sessions of
 the project's test stories and training stories at every decision point, plus long sessions (all
 training stories one after another), on one thread. Prints p50/p99 per decision and how often each
 policy's choice is the training story's next action; writes bench/results/policy/latency.png and summary.json.
@@ -28,12 +29,10 @@ from matplotlib.figure import Figure
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.events import ActionExecuted, PolicyDecision, Session, SessionStarted, UserUttered
-from bot.project.loader import load_project, validate
+from bot.settings import Settings
 from bot.types import Domain, Story
-from policies.ensemble import PolicyEnsemble
-from policies.forms import FormPolicy
-from policies.ml_policy import MLPolicy, train_core
-from policies.rules import RulePolicy
+from bot.wiring import dialogue_policies, open_project
+from policies.ml_policy import train_core
 from policies.state_features import StateFeaturizer, story_events, training_pairs, waits_at_end
 
 HERE = Path(__file__).resolve().parent
@@ -136,11 +135,11 @@ def histogram(latencies: dict[str, list[float]], path: Path) -> Path:
 def table(rows: Sequence[Row], train_s: float, n_cases: int) -> str:
     lines = [
         f"{n_cases} decision points; ML policy trained in {train_s:.1f} s; budget p99 {BUDGET_MS:.0f} ms",
-        f"{'policy':<14}{'decisions':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'answers':>9}{'correct':>9}",
+        f"{'policy':<20}{'decisions':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'answers':>9}{'correct':>9}",
     ]
     for r in rows:
         lines.append(
-            f"{r.name:<14}{r.decisions:>10}{r.p50_ms:>9.3f}{r.p99_ms:>9.3f}{r.max_ms:>9.3f}"
+            f"{r.name:<20}{r.decisions:>10}{r.p50_ms:>9.3f}{r.p99_ms:>9.3f}{r.max_ms:>9.3f}"
             f"{r.answered:>9.1%}{r.correct:>9.1%}"
         )
     return "\n".join(lines)
@@ -154,18 +153,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=HERE / "results" / "policy")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    project = load_project(args.project)
-    validate(project)
+    opened = open_project(args.project, Settings())
+    project = opened.files
     domain = project.domain
     with tempfile.TemporaryDirectory() as model_dir:
         report = train_core(project.stories, project.rules, domain, Path(model_dir), epochs=args.epochs, progress=True)
         print(f"trained: {report}", file=sys.stderr)
-        ml = MLPolicy(Path(model_dir))
-        ml.warm_up()
-        rules = RulePolicy(project.rules)
-        memo = RulePolicy(project.stories, name="memoization", priority=3, windows=True)
-        forms = FormPolicy()
-        ensemble = PolicyEnsemble([rules, forms, memo, ml])
+        ensemble = dialogue_policies(opened, core_dir=Path(model_dir))  # as the bot wires them
+        ensemble.warm_up()
         featurizer = StateFeaturizer.from_domain(domain, (*project.stories, *project.rules))
         all_cases = [
             *cases([s for s in project.test_stories if _labelled(s)], featurizer, "test"),
@@ -174,10 +169,7 @@ def main() -> int:
         ]
         deciders: dict[str, Callable[[Session, Domain], PolicyDecision | None]] = {
             "ensemble": ensemble.decide,
-            "rules": rules.decide,
-            "forms": forms.decide,
-            "memoization": memo.decide,
-            "ted": ml.decide,
+            **{policy.name: policy.decide for policy in ensemble.policies},
         }
         rows, latencies = [], {}
         for name, decide in deciders.items():

@@ -234,7 +234,7 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     renderer = ResponseRenderer(domain)
     answer = AnswerAction(retriever, generator, renderer, _answer_options(config), grounding=GroundingCheck())
     actions = _actions(project, renderer, answer)
-    policies = _policies(project)
+    policies = dialogue_policies(project)
     checks = _safety_checks(project)
     parts = TurnParts(domain, nlu, policies, actions, SafetyPipeline(checks), SafetyPipeline(checks))
     store, embedded = _session_store(project, settings)
@@ -322,7 +322,7 @@ def _clarify_policy(config: DialogueConfig) -> ClarifyPolicy:
     return ClarifyPolicy(margin=clarify.margin, min_confidence=clarify.min_confidence, exclude=clarify.exclude)
 
 
-def _policies(project: Project) -> PolicyEnsemble:
+def dialogue_policies(project: Project, core_dir: Path | None = None) -> PolicyEnsemble:
     """Priorities: handoff 9, clarification 8, forms 7, rules 6, two-stage fallback 5, memoized stories 3,
     the ML policy 1; the most confident prediction wins and ties go to the higher priority."""
     config = project.config.dialogue
@@ -338,7 +338,7 @@ def _policies(project: Project) -> PolicyEnsemble:
     if config.clarify.enabled:
         policies.append(_clarify_policy(config))
     if config.ml_policy:
-        policies.append(MLPolicy(project.core_dir))
+        policies.append(MLPolicy(core_dir or project.core_dir))
     return PolicyEnsemble(policies)
 
 

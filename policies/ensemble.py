@@ -16,6 +16,11 @@ class PolicyEnsemble:
         self._fallback = FallbackPolicy()
         self._min_confidence = min_confidence
 
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        """Highest priority first."""
+        return tuple(self._policies)
+
     def warm_up(self) -> None:
         """Load the policies' models (the ML policy's)."""
         for policy in self._policies:

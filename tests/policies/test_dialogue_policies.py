@@ -17,6 +17,7 @@ from bot.events import (
     ActionExecuted,
     BotUttered,
     Event,
+    FormActivated,
     FormCompleted,
     HandedOff,
     RiskFlagged,
@@ -287,3 +288,13 @@ def test_after_each_built_in_action_the_bot_waits_for_the_user() -> None:
     ):
         decision = policy.decide(start().with_events([user("x"), ActionExecuted(name=action)]), DOMAIN)
         assert decision is not None and decision.action == ACTION_LISTEN, action
+
+
+def test_another_forms_trigger_switches_forms_and_cancels_the_first() -> None:
+    other = FormAction(FormSpec("order_form", ("order_id",)), ResponseRenderer(DOMAIN))
+    s, _, _ = run(turn(start(), user("request_return")))
+    s = s.with_events([user("check_order_status"), ActionExecuted(name="order_form")])
+    events = run(other.run(s, DOMAIN, TraceRecorder("t")))
+    assert isinstance(events[0], FormCompleted) and events[0].name == "return_form" and events[0].cancelled
+    assert isinstance(events[1], FormActivated) and events[1].name == "order_form"
+    assert s.with_events(events).active_form == "order_form"

@@ -7,9 +7,8 @@ folder without it is never trusted.
 
 from __future__ import annotations
 
-import json
 import pickle
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ import torch
 
 from bot.errors import ModelNotTrainedError
 from bot.model_files import read_meta as read_meta_file
+from bot.model_files import write_model
 from policies.state_features import State, StateFeaturizer, Vocabulary
 from policies.ted import TedConfig, TedNet
 
@@ -55,7 +55,6 @@ class CoreModel:
 
     def save(self, model_dir: Path, extra: dict[str, Any]) -> None:
         """Write model.pt and then meta.json (atomically each)."""
-        model_dir.mkdir(parents=True, exist_ok=True)
         meta = {
             "format": FORMAT_VERSION,
             "vocabulary": self.featurizer.vocabulary.to_json(),
@@ -63,9 +62,7 @@ class CoreModel:
             **extra,
         }
         tensors = dict(self.net.state_dict())
-        _atomic_write(model_dir / MODEL_FILE, lambda path: torch.save(tensors, path))
-        text = json.dumps(meta, ensure_ascii=False, indent=1)
-        _atomic_write(model_dir / META_FILE, lambda path: path.write_text(text, encoding="utf-8"))
+        write_model(model_dir, MODEL_FILE, tensors, META_FILE, meta)
 
     @classmethod
     def load(cls, model_dir: Path) -> tuple[CoreModel, dict[str, Any]]:
@@ -87,9 +84,3 @@ class CoreModel:
 def read_meta(model_dir: Path) -> dict[str, Any] | None:
     """The folder's meta.json, or None when it is missing, unreadable or of another format."""
     return read_meta_file(model_dir / META_FILE, FORMAT_VERSION)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)

@@ -6,10 +6,9 @@ tags, sizes, the calibration temperature and what the model was trained on).
 
 from __future__ import annotations
 
-import json
 import pickle
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tqdm import tqdm
 
 from bot.errors import ModelNotTrainedError
 from bot.model_files import read_meta as read_meta_file
+from bot.model_files import write_model
 from bot.nlu.crf import OUTSIDE, bio_tags
 from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, IndexArray, ValueArray, hash_keys
 from bot.nlu.network import Batch, JointNet, NetOutput, NetworkConfig
@@ -194,7 +194,6 @@ class JointModel:
 
     def save(self, model_dir: Path, extra: dict[str, Any]) -> None:
         """Write model.pt and then meta.json; a folder without meta.json is never trusted."""
-        model_dir.mkdir(parents=True, exist_ok=True)
         tensors = {
             **self.net.state_dict(),
             "vocabulary.sentence": torch.from_numpy(self.sentence_vocabulary.buckets),
@@ -210,10 +209,7 @@ class JointModel:
             "temperature": self.temperature,
             **extra,
         }
-        _atomic_write(model_dir / MODEL_FILE, lambda path: torch.save(tensors, path))
-        _atomic_write(
-            model_dir / META_FILE, lambda path: path.write_text(json.dumps(meta, ensure_ascii=False, indent=1))
-        )
+        write_model(model_dir, MODEL_FILE, tensors, META_FILE, meta)
 
     @classmethod
     def load(cls, model_dir: Path) -> tuple[JointModel, dict[str, Any]]:
@@ -306,12 +302,6 @@ def _spans(text: str, tokens: Sequence[Token], tags: Sequence[str], confidence: 
 
 def _entity(text: str, name: str, start: int, end: int, scores: list[float]) -> Entity:
     return Entity(name, text[start:end], start, end, float(np.mean(scores)), EXTRACTOR)
-
-
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
 
 
 def read_meta(model_dir: Path) -> dict[str, Any] | None:

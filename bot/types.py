@@ -53,6 +53,13 @@ class Entity:
     end: int
     confidence: float = 1.0
     extractor: str = ""
+    role: str | None = None  # Rasa's entity roles and groups: `from [Berlin]{"entity": "city", "role": "origin"}`
+    group: str | None = None
+
+    @property
+    def label(self) -> str:
+        """What the tagger learns and evaluation compares: `city`, `city@origin`, `city@origin#1`, `city#1`."""
+        return self.name + (f"@{self.role}" if self.role else "") + (f"#{self.group}" if self.group else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +172,7 @@ class SlotMapping:
     not_intent: tuple[str, ...] = ()
     value: SlotValue = None
     role: str | None = None
+    group: str | None = None
     active_loop: str | None = None  # from Rasa's `conditions: [{active_loop: ...}]`
 
 

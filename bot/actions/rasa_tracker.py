@@ -158,7 +158,7 @@ def _parse_data(message: UserUttered | None) -> dict[str, Any]:
 
 
 def _entity_json(entity: Entity) -> dict[str, Any]:
-    return {
+    found = {
         "entity": entity.name,
         "value": entity.value,
         "start": entity.start,
@@ -166,6 +166,7 @@ def _entity_json(entity: Entity) -> dict[str, Any]:
         "confidence_entity": entity.confidence,
         "extractor": entity.extractor or None,
     }
+    return found | {key: value for key, value in (("role", entity.role), ("group", entity.group)) if value}
 
 
 def _buttons_json(buttons: Iterable[Button]) -> list[dict[str, str]]:
@@ -223,7 +224,7 @@ def _slot_json(spec: SlotSpec) -> dict[str, Any]:
 
 def _mapping_json(mapping: SlotMapping) -> dict[str, Any]:
     data: dict[str, Any] = {"type": mapping.type}
-    optional = {"entity": mapping.entity, "role": mapping.role, "value": mapping.value}
+    optional = {"entity": mapping.entity, "role": mapping.role, "group": mapping.group, "value": mapping.value}
     data.update({key: value for key, value in optional.items() if value is not None})
     if mapping.intent:
         data["intent"] = list(mapping.intent)

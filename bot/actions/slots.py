@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from bot.events import Event, Session, SlotSet
-from bot.types import LANGUAGE_SLOT, REQUESTED_SLOT, Domain, NluResult, SlotMapping, SlotSpec, SlotValue
+from bot.types import LANGUAGE_SLOT, REQUESTED_SLOT, Domain, Entity, NluResult, SlotMapping, SlotSpec, SlotValue
 
 
 def extract_slots(domain: Domain, session: Session, nlu: NluResult) -> list[Event]:
@@ -62,7 +62,7 @@ def _applies(mapping: SlotMapping, spec: SlotSpec, session: Session, nlu: NluRes
 
 def _mapped_value(mapping: SlotMapping, spec: SlotSpec, nlu: NluResult) -> SlotValue:
     if mapping.type == "from_entity":
-        values = [e.value for e in nlu.entities if e.name == mapping.entity]
+        values = [e.value for e in nlu.entities if e.name == mapping.entity and _role_fits(mapping, e)]
         if not values:
             return None
         return values if spec.type == "list" else values[0]
@@ -71,3 +71,8 @@ def _mapped_value(mapping: SlotMapping, spec: SlotSpec, nlu: NluResult) -> SlotV
     if mapping.type in ("from_intent", "from_trigger_intent"):
         return mapping.value
     return None
+
+
+def _role_fits(mapping: SlotMapping, entity: Entity) -> bool:
+    """Rasa's rule (and rasa-sdk's): role and group must equal the mapping's, so no role matches no role."""
+    return entity.role == mapping.role and entity.group == mapping.group

@@ -1,8 +1,9 @@
 """Score an NLU against labelled examples (intents, entities, out-of-scope detection), and k-fold cross-validation.
 
 Conventions: a ratio whose denominator is zero counts as 0.0; macro F1 averages over the intents that
-occur among the expected labels; an entity is correct when its name, start and end equal an expected
-entity's (`entity_value_f1` compares name and value instead, ignoring where the value was found).
+occur among the expected labels; an entity is correct when its label (name, role and group), start and
+end equal an expected entity's (`entity_value_f1` compares label and value instead, ignoring where the
+value was found).
 Entity figures are None when the examples neither expect nor predict any entity.
 """
 
@@ -193,8 +194,8 @@ def _entity_scores(pairs: Sequence[Pair]) -> tuple[ClassScores | None, dict[str,
     expected: Counter[str] = Counter()
     value_correct = 0
     for example, result in pairs:
-        gold = Counter((e.name, e.start, e.end) for e in example.entities)
-        found = Counter((e.name, e.start, e.end) for e in result.entities)
+        gold = Counter((e.label, e.start, e.end) for e in example.entities)
+        found = Counter((e.label, e.start, e.end) for e in result.entities)
         correct.update(name for name, _, _ in (gold & found).elements())
         predicted.update(name for name, _, _ in found.elements())
         expected.update(name for name, _, _ in gold.elements())
@@ -213,7 +214,7 @@ def _entity_scores(pairs: Sequence[Pair]) -> tuple[ClassScores | None, dict[str,
 def _value_matches(expected: Iterable[Entity], predicted: Iterable[Entity]) -> int:
     # Values compare case-insensitively: an extractor may return the canonical form in another case.
     def key(entity: Entity) -> tuple[str, str]:
-        return entity.name, entity.value.strip().casefold()
+        return entity.label, entity.value.strip().casefold()
 
     return (Counter(map(key, expected)) & Counter(map(key, predicted))).total()
 

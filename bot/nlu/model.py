@@ -258,7 +258,7 @@ def tag_targets(spans: Sequence[Token], entities: Sequence[Entity], tags: Sequen
     for entity in entities:
         inside = [i for i, t in enumerate(spans) if t.start < entity.end and entity.start < t.end]
         for k, i in enumerate(inside):
-            out[i] = index.get(f"{'B' if k == 0 else 'I'}-{entity.name}", 0)
+            out[i] = index.get(f"{'B' if k == 0 else 'I'}-{entity.label}", 0)
     return torch.tensor(out, dtype=torch.int64)
 
 
@@ -300,8 +300,11 @@ def _spans(text: str, tokens: Sequence[Token], tags: Sequence[str], confidence: 
     return tuple(found)
 
 
-def _entity(text: str, name: str, start: int, end: int, scores: list[float]) -> Entity:
-    return Entity(name, text[start:end], start, end, float(np.mean(scores)), EXTRACTOR)
+def _entity(text: str, label: str, start: int, end: int, scores: list[float]) -> Entity:
+    rest, _, group = label.partition("#")
+    name, _, role = rest.partition("@")
+    confidence = float(np.mean(scores))
+    return Entity(name, text[start:end], start, end, confidence, EXTRACTOR, role=role or None, group=group or None)
 
 
 def read_meta(model_dir: Path) -> dict[str, Any] | None:

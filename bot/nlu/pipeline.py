@@ -13,7 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def data_hash(data: NluData) -> str:
     """SHA-256 over a canonical JSON of the examples, synonyms, regexes and lookups (line numbers excluded)."""
     canonical = {
         "examples": [
-            [ex.text, ex.intent, [[e.name, e.value, e.start, e.end] for e in ex.entities]] for ex in data.examples
+            [ex.text, ex.intent, [[e.label, e.value, e.start, e.end] for e in ex.entities]] for ex in data.examples
         ],
         "synonyms": sorted(data.synonyms.items()),
         "regexes": [[r.name, r.pattern] for r in data.regexes],
@@ -243,7 +243,11 @@ def merge_entities(entities: list[Entity]) -> tuple[Entity, ...]:
     kept: list[Entity] = []
     for entity in ranked:
         clashes = [k for k in kept if k.start < entity.end and entity.start < k.end]
-        if any(k.name == entity.name for k in clashes):
+        same = [k for k in clashes if k.name == entity.name]
+        if same:
+            # A lookup's exact value with the role only the tagger can tell from the context.
+            if (entity.role or entity.group) and not (same[0].role or same[0].group):
+                kept[kept.index(same[0])] = replace(same[0], role=entity.role, group=entity.group)
             continue
         if clashes and (entity.extractor == EXTRACTOR or (entity.extractor == "rules" and entity.name == "number")):
             continue

@@ -247,7 +247,7 @@ def _entities(data: Mapping[str, Any], text: str) -> tuple[Entity, ...]:
 
 
 def _entity(item: object, where: str, text: str) -> Entity:
-    """One Rasa entity; `role` and `group` have no place in kefu's `Entity` and are dropped."""
+    """One Rasa entity, with its role and group when it has them."""
     if not isinstance(item, dict) or not isinstance(item.get("entity"), str) or "value" not in item:
         raise _Invalid(f"{where} = {item!r}, which lacks an entity name or value")
     start, end = item.get("start"), item.get("end")
@@ -264,7 +264,13 @@ def _entity(item: object, where: str, text: str) -> Entity:
         end=end,
         confidence=1.0 if confidence is None else _number(confidence, f"{where}.confidence_entity"),
         extractor=extractor,
+        role=_optional_text(item.get("role")),
+        group=_optional_text(item.get("group")),
     )
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else str(value)
 
 
 def _is_int(value: object) -> TypeGuard[int]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ CJK_FONTS = (
     "PingFang SC",
     "SimHei",
 )
+CJK_FONT_FILE = re.compile(r"wqy|NotoSans.*(CJK|SC)|SourceHanSans|msyh|PingFang|simhei", re.IGNORECASE)
 ANNOTATE_MAX_LABELS = 30  # above this, count annotations would overlap
 MAX_INCHES = 20.0  # with DPI this caps the confusion PNG at 2000 pixels a side (CLINC150 stays readable)
 DPI = 100
@@ -139,7 +141,14 @@ def _save(figure: Figure, path: Path) -> None:
 @functools.cache
 def _font_families() -> tuple[str, ...]:
     # Only installed fonts are named: an absent family makes matplotlib log a findfont warning per text.
-    installed = {font.name for font in font_manager.fontManager.ttflist}
+    manager = font_manager.fontManager
+    installed = {font.name for font in manager.ttflist}
+    if installed.isdisjoint(CJK_FONTS):
+        # matplotlib's font cache is written once, so a font installed later (`make setup`) is not in it.
+        for path in font_manager.findSystemFonts():
+            if CJK_FONT_FILE.search(Path(path).name):
+                manager.addfont(path)
+        installed = {font.name for font in manager.ttflist}
     return (*(name for name in CJK_FONTS if name in installed), "DejaVu Sans")
 
 

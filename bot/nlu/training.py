@@ -36,7 +36,7 @@ def train_model(
     if config.noise_share > 0 and not any(e.intent == FALLBACK_INTENT for e in examples):
         examples += noise_examples(max(8, round(config.noise_share * len(examples))), seed)
     intents = sorted({e.intent for e in examples})
-    entity_names = sorted({entity.name for e in examples for entity in e.entities})
+    entity_names = sorted({entity.label for e in examples for entity in e.entities})
     dense = _embed(embedder, [e.text for e in examples], progress)
     temperature = 1.0
     train, held_out = calibration_split(examples, seed) if calibrate else (list(range(len(examples))), [])

@@ -163,7 +163,7 @@ def _mapping(slot: str, raw: LineMap, source: Source) -> list[SlotMapping]:
             f"slot `{slot}` has a mapping of unknown type `{kind}`; use one of {', '.join(MAPPING_TYPES)}",
             raw.line_of("type"),
         )
-    entity, role = raw.get("entity"), raw.get("role")
+    entity, role, group = raw.get("entity"), raw.get("role"), raw.get("group")
     base = SlotMapping(
         type=kind,
         entity=None if entity is None else source.name_of(entity, raw.line_of("entity"), "`entity:`"),
@@ -171,6 +171,7 @@ def _mapping(slot: str, raw: LineMap, source: Source) -> list[SlotMapping]:
         not_intent=_one_or_many(raw, "not_intent", source),
         value=source.slot_value(raw.get("value"), raw.line_of("value")),
         role=None if role is None else source.name_of(role, raw.line_of("role"), "`role:`"),
+        group=None if group is None else str(group),
     )
     if kind == "from_entity" and base.entity is None:
         raise source.error(f"a `from_entity` mapping of slot `{slot}` needs `entity:`", raw.line)

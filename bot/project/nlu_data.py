@@ -2,7 +2,7 @@
 
 Examples come as a YAML block of `- ` lines or as a list of `{text: ...}` mappings. Entity annotations
 follow Rasa: `[text](entity)`, `[text](entity:value)`, `[text]{"entity": "e", "value": "v"}` and the list
-form `[text][{"entity": "a"}, {"entity": "b"}]`; `role` and `group` are read and ignored. An annotation
+form `[text][{"entity": "a"}, {"entity": "b"}]`, with optional `role` and `group`. An annotation
 whose value differs from its surface text adds the synonym surface (lower case) -> value, as Rasa does.
 Offsets are Python `str` indices into the text with the annotations removed.
 """
@@ -54,18 +54,23 @@ def parse_annotated(text: str, *, source: Source | None = None, line: int = 0) -
         plain.append(surface)
         length = start + len(surface)
         position = match.end()
-        for name, value in _annotation_targets(match, source, line):
-            entities.append(Entity(name, value or surface, start, length, extractor=ANNOTATION_EXTRACTOR))
+        for name, value, role, group in _annotation_targets(match, source, line):
+            entities.append(
+                Entity(name, value or surface, start, length, extractor=ANNOTATION_EXTRACTOR, role=role, group=group)
+            )
             if value is not None and value != surface:
                 synonyms[surface.lower()] = value
     plain.append(text[position:])
     return AnnotatedText("".join(plain), tuple(entities), synonyms)
 
 
-def _annotation_targets(match: re.Match[str], source: Source | None, line: int) -> list[tuple[str, str | None]]:
-    """(entity, value or None) pairs one annotation names."""
+_Target = tuple[str, str | None, str | None, str | None]  # entity, value, role, group
+
+
+def _annotation_targets(match: re.Match[str], source: Source | None, line: int) -> list[_Target]:
+    """What one annotation names; value, role and group are None when it does not say."""
     if match["entity"] is not None:
-        return [(match["entity"].strip(), match["value"].strip() if match["value"] else None)]
+        return [(match["entity"].strip(), match["value"].strip() if match["value"] else None, None, None)]
     raw = "{" + match["dict"] + "}" if match["dict"] is not None else "[" + match["list"] + "]"
     try:
         decoded = json.loads(raw)
@@ -77,8 +82,10 @@ def _annotation_targets(match: re.Match[str], source: Source | None, line: int) 
     for item in decoded if isinstance(decoded, list) else [decoded]:
         if not isinstance(item, dict) or not isinstance(item.get("entity"), str):
             raise _error(f'the annotation {match[0]!r} needs an "entity" name', source, line)
-        value = item.get("value")
-        targets.append((item["entity"], None if value is None else str(value)))
+        value, role, group = (None if item.get(key) is None else str(item[key]) for key in ("value", "role", "group"))
+        if any(mark in item["entity"] + (role or "") for mark in "@#"):
+            raise _error(f"the annotation {match[0]!r} uses @ or # in a name; kefu keeps those for roles", source, line)
+        targets.append((item["entity"], value, role, group))
     return targets
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
@@ -251,6 +252,12 @@ def test_the_json_has_rasas_shape() -> None:
         "entity": "order_id", "value": "SO20261001", "start": 4, "end": 14, "confidence_entity": 1.0,
         "extractor": "regex",
     }  # fmt: skip
+    assert "role" not in tracker["latest_message"]["entities"][1]
+    with_role = UserUttered(
+        text="换成耳机", nlu=replace(NLU, entities=(Entity("product", "耳机", 2, 4, role="replacement", group="1"),))
+    )
+    entity = tracker_json(Session("c").with_events([with_role]), {})["latest_message"]["entities"][0]
+    assert (entity["role"], entity["group"]) == ("replacement", "1")
     assert tracker["latest_action_name"] == "action_listen" and tracker["active_loop"] == {}
     mapping = domain_json(DOMAIN)["slots"]["product"]["mappings"]
     assert mapping == [{"type": "from_entity", "entity": "product", "conditions": [{"active_loop": "order_form"}]}]

@@ -193,7 +193,7 @@ def test_maps_rasas_answer_for_a_chinese_message(rasa: tuple[FakeRasa, str], nlu
     assert result.entities == (
         Entity("order_id", "SO20261001", 5, 15, 1.0, "RegexEntityExtractor"),
         Entity("number", "2", 16, 17, 1.0, "DucklingEntityExtractor"),
-        Entity("product", "耳机", 18, 20, 0.87, "DIETClassifier"),
+        Entity("product", "耳机", 18, 20, 0.87, "DIETClassifier", role="returned", group="1"),
         Entity("amount-of-money", "199", 23, 27, 1.0, "DucklingEntityExtractor"),
     )
     assert [CHINESE[e.start : e.end] for e in result.entities] == ["SO20261001", "2", "耳机", "199元"]

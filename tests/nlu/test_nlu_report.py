@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import struct
+import warnings
 from pathlib import Path
 
 import pytest
 
 from bot.errors import ProjectError
 from bot.nlu.evaluation import NluEvaluation, evaluate_predictions
-from bot.nlu.report import write_report
+from bot.nlu.report import CJK_FONTS, confusion_figure, write_report
 from bot.types import Entity, NluExample, NluResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -82,3 +83,13 @@ def test_an_unwritable_folder_says_so(tmp_path: Path) -> None:
     blocker.write_text("a file, not a folder")
     with pytest.raises(ProjectError, match="--out"):
         write_report(small_evaluation(), blocker, title="t")
+
+
+def test_chinese_intent_labels_are_drawn_with_a_cjk_font(tmp_path: Path) -> None:
+    # `make setup` installs Debian's fonts-wqy-microhei; without a CJK font the labels would be boxes.
+    figure = confusion_figure(small_evaluation())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=r"Glyph .* missing from")
+        figure.savefig(tmp_path / "confusion.png", format="png")
+    tick_fonts = {label.get_fontname() for label in figure.axes[0].get_yticklabels() if label.get_text() == "问候"}
+    assert tick_fonts & set(CJK_FONTS)

@@ -17,6 +17,7 @@ class ProjectError(KefuError):
     def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
         location = path if line is None else f"{path}:{line}"
         super().__init__(f"{location}: {message}" if location else message)
+        self.message = message
         self.path = path
         self.line = line
 

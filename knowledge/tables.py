@@ -1,4 +1,7 @@
-"""Reading the knowledge CSV files: UTF-8 (BOM optional), one header row, errors that name the line and the fix."""
+"""Reading the knowledge CSV files: one header row, errors that name the line and the fix.
+
+A broken header stops the file; a broken row is skipped and reported, so one bad row loses nothing else.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import ProjectError
+from knowledge.encoding import decode_text
+from knowledge.problems import Problem
 
 # Spreadsheet users type the full-width bar as often as the ASCII one.
 _LIST_SEPARATORS = ("|", "｜")
@@ -27,11 +32,14 @@ class Row:
         return self.values.get(column, "")
 
 
-def read_table(path: Path, *, required: Sequence[str], optional: Sequence[str] = ()) -> list[Row]:
-    """Rows of the CSV file at `path`; blank rows are skipped, an empty file has none.
+def read_table(
+    path: Path, *, required: Sequence[str], optional: Sequence[str] = (), problems: list[Problem] | None = None
+) -> list[Row]:
+    """Rows of the CSV file at `path` (UTF-8, or GBK/Big5 as Excel saves them); blank rows are skipped.
 
-    Raises ProjectError (with the line) for text that is not UTF-8, malformed quoting, a missing required
-    column, a column that looks like a misspelt known one, and rows with more fields than the header.
+    Raises ProjectError (with the line) for an unreadable file, a missing required column or a column that
+    looks like a misspelt known one. A row with malformed quoting or more fields than the header is skipped
+    and added to `problems`; without a `problems` list it raises instead.
     """
     try:
         data = path.read_bytes()
@@ -39,20 +47,22 @@ def read_table(path: Path, *, required: Sequence[str], optional: Sequence[str] =
         raise ProjectError(
             f"cannot read the file ({err.strerror}); check that it is a readable file", path=str(path)
         ) from err
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise ProjectError(
-            "the file is not UTF-8 text; save it as UTF-8 (Excel: 'CSV UTF-8')", path=str(path), line=line
-        ) from err
+    text = decode_text(data, str(path))
     reader = csv.reader(io.StringIO(text, newline=""))
-    records = _records(reader, path)
+    records = _records(reader, path, problems)
     first = next(records, None)
     if first is None:
         return []
     header = _check_header(first[1], path, required, optional)
-    return [_make_row(line, record, header, path) for line, record in records]
+    rows = []
+    for line, record in records:
+        try:
+            rows.append(_make_row(line, record, header, path))
+        except ProjectError as err:
+            if problems is None:
+                raise
+            problems.append(Problem.of(err))
+    return rows
 
 
 def split_list(value: str) -> tuple[str, ...]:
@@ -63,7 +73,9 @@ def split_list(value: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(item for item in items if item))
 
 
-def _records(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, list[str]]]:
+def _records(
+    reader: Iterator[list[str]], path: Path, problems: list[Problem] | None
+) -> Iterator[tuple[int, list[str]]]:
     """Non-blank records with the line each starts on (a quoted field may span lines)."""
     line_num = 0
     while True:
@@ -73,9 +85,12 @@ def _records(reader: Iterator[list[str]], path: Path) -> Iterator[tuple[int, lis
         except StopIteration:
             return
         except csv.Error as err:
-            raise ProjectError(
-                f"malformed CSV ({err}); check the quotes in this row", path=str(path), line=start
-            ) from err
+            error = ProjectError(f"malformed CSV ({err}); check the quotes in this row", path=str(path), line=start)
+            if problems is None:
+                raise error from err
+            problems.append(Problem.of(error))
+            line_num = reader.line_num  # type: ignore[attr-defined]
+            continue
         line_num = reader.line_num  # type: ignore[attr-defined]
         if any(field.strip() for field in record):
             yield start, record

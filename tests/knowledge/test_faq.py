@@ -104,9 +104,15 @@ def test_errors_name_the_line(tmp_path: Path, text: str, line: int, fragment: st
     assert f"faq.csv:{line}:" in str(caught.value)
 
 
-def test_text_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+def test_gbk_as_chinese_excel_saves_it_is_read(tmp_path: Path) -> None:
     path = tmp_path / "faq.csv"
     path.write_bytes((HEADER + "q1,Hi,,Hello,,en\n").encode() + "q2,多久发货,,很快,,zh\n".encode("gbk"))
-    with pytest.raises(ProjectError, match="not UTF-8") as caught:
+    assert [entry.answer for entry in load_faq(path)] == ["Hello", "很快"]
+
+
+def test_text_in_no_known_encoding_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "faq.csv"
+    path.write_bytes((HEADER + "q1,Hi,,Hello,,en\n").encode() + b"q2,\xff\xfe\xff,,x,,zh\n")
+    with pytest.raises(ProjectError, match="save the file as UTF-8") as caught:
         load_faq(path)
     assert caught.value.line == 3

@@ -1,4 +1,4 @@
-"""The `kefu` command: init, train [nlu|knowledge], chat, run, test [nlu|stories]."""
+"""The `kefu` command: init, train [nlu|core|knowledge], index, chat, run, test [stories|nlu|knowledge]."""
 
 from __future__ import annotations
 
@@ -65,16 +65,22 @@ def _parser() -> argparse.ArgumentParser:
         _TRAIN_USAGE,
     )
     train.add_argument("--force", action="store_true", help="retrain even if the data did not change")
+    index = command("index", _index, "index the knowledge folder (only what changed), or make a server reload it")
+    index.add_argument("--reload", action="store_true", help="then tell the running server to reload its knowledge")
+    index.add_argument("--url", default=None, help="the server for --reload (default: http://HOST:PORT of settings)")
     chat = command("chat", _chat, "talk to the bot in the terminal")
     chat.add_argument("--debug", action="store_true", help="print each turn's trace")
     chat.add_argument("--sender", default=None, help="conversation id (default: a new one)")
     run = command("run", _run, "serve the bot over HTTP")
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--host", default=None)
-    test = command("test", _test, "run the project's test stories, or evaluate its NLU", _TEST_USAGE)
+    test = command("test", _test, "run the project's test stories, or evaluate its NLU or knowledge", _TEST_USAGE)
     nlu = test.add_argument_group("options")
     nlu.add_argument(
-        "--file", type=Path, default=None, help="test stories (Rasa test_stories.yml) or, for nlu, held-out nlu.yml"
+        "--file",
+        type=Path,
+        default=None,
+        help="test stories (Rasa test_stories.yml); for nlu, held-out nlu.yml; for knowledge, queries.csv",
     )
     nlu.add_argument(
         "--cross-validation", type=int, default=None, metavar="K", help="K-fold cross-validation over data/nlu.yml"
@@ -87,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # `kefu train` and `kefu test` take an optional first word; a first word that is none of these is the project.
-_WORDS = {"train": ("nlu", "core", "knowledge"), "test": ("nlu", "stories")}
+_WORDS = {"train": ("nlu", "core", "knowledge"), "test": ("nlu", "stories", "knowledge")}
 _DEFAULT_WORD = {"train": "all", "test": "stories"}
 _TRAIN_USAGE = """\
   kefu train [PROJECT]            train the NLU and the dialogue policy, build the knowledge index
@@ -100,6 +106,9 @@ _TEST_USAGE = """\
   kefu test stories [PROJECT]        the same
   kefu test nlu [PROJECT] [options]  score intents and entities on --file, else on tests/nlu.yml,
                                      else by 5-fold cross-validation; writes an HTML report
+  kefu test knowledge [PROJECT] [--file F] [--json]
+                                     recall@1, recall@5 and MRR of retrieval on F (query,expected,lang),
+                                     else on tests/knowledge_queries.csv
 
 A project folder named like one of the words is written with a path: kefu test ./nlu"""
 
@@ -165,6 +174,12 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     message = "; ".join(done)
     print(message[0].upper() + message[1:] + ".")
     return 0
+
+
+def _index(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.knowledge_cli import run_index
+
+    return run_index(args.project, settings, reload=args.reload, url=args.url)
 
 
 def _ready_runtime(path: Path, settings: Settings) -> Runtime:
@@ -235,7 +250,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     runtime = _ready_runtime(args.project, settings)
     host, port = args.host or settings.host, args.port or settings.port
     print(f"kefu serves {args.project} on http://{host}:{port} (POST /webhooks/rest/webhook, GET /health)")
-    uvicorn.run(create_app(runtime), host=host, port=port, log_level=settings.log_level.lower())
+    uvicorn.run(create_app(runtime, settings), host=host, port=port, log_level=settings.log_level.lower())
     return 0
 
 
@@ -247,6 +262,10 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         return run_nlu_test(
             project, settings, file=args.file, folds=args.cross_validation, as_json=args.json, out_dir=args.out
         )
+    if what == "knowledge":
+        from bot.knowledge_cli import run_knowledge_test
+
+        return run_knowledge_test(project, settings, file=args.file, as_json=args.json)
     given = [flag for flag, value in {"--cross-validation": args.cross_validation, "--out": args.out}.items() if value]
     if given:
         raise ConfigError(f"{', '.join(given)} only apply to `kefu test nlu`: write `kefu test nlu {project} ...`")

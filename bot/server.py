@@ -1,8 +1,9 @@
-"""The ASGI app: health, and every channel's routes around one Bot."""
+"""The ASGI app: health, the admin API, and every channel's routes around one Bot."""
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,14 +16,16 @@ from starlette.routing import Route
 from bot.channels.rest import RestChannel
 from bot.errors import BadRequestError, KefuError
 from bot.runtime import BotAnswer
+from bot.settings import Settings
 from bot.types import Message
 from bot.wiring import Runtime
 
 log = logging.getLogger(__name__)
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
     bot = runtime.bot
+    admin_token = settings.admin_token.get_secret_value() if settings and settings.admin_token else ""
 
     async def on_message(message: Message) -> BotAnswer:
         return await bot.handle(message)
@@ -33,6 +36,18 @@ def create_app(runtime: Runtime) -> Starlette:
         except KefuError as err:
             return JSONResponse({"status": "degraded", "sessions": str(err)}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    async def reload_knowledge(request: Request) -> JSONResponse:
+        refused = _refuse_admin(request, admin_token)
+        if refused is not None:
+            return refused
+        if runtime.knowledge is None:
+            return JSONResponse({"error": "this bot has no knowledge base"}, status_code=404)
+        try:
+            report = await asyncio.to_thread(runtime.knowledge.reload)
+        except KefuError as err:  # the old knowledge keeps answering
+            return JSONResponse({"error": str(err)}, status_code=422)
+        return JSONResponse(report.to_json())
 
     async def bad_request(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=413 if "limit" in str(exc) else 400)
@@ -45,5 +60,23 @@ def create_app(runtime: Runtime) -> Starlette:
         yield
         await runtime.aclose()
 
-    routes = [Route("/health", health), *RestChannel().routes(on_message)]
+    routes = [
+        Route("/health", health),
+        Route("/admin/knowledge/reload", reload_knowledge, methods=["POST"]),
+        *RestChannel().routes(on_message),
+    ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequestError: bad_request})
+
+
+def _refuse_admin(request: Request, token: str) -> JSONResponse | None:
+    """None when the request carries the admin token; the refusal otherwise (compared in constant time)."""
+    if not token:
+        return JSONResponse({"error": "the admin API is off; set KEFU_ADMIN_TOKEN to turn it on"}, status_code=403)
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), token.encode()):
+        return JSONResponse(
+            {"error": "missing or wrong admin token; send the header Authorization: Bearer $KEFU_ADMIN_TOKEN"},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    return None

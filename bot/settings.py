@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(4000, ge=1, description="Longer user messages are refused with a clear error")
     log_level: str = Field("INFO", description="Python logging level")
     rasa_token: SecretStr | None = Field(None, description="Token for a Rasa server used as the NLU (`?token=`)")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API (POST /admin/knowledge/reload); unset: admin API off"
+    )
 
 
 class _Section(BaseModel):
@@ -76,6 +79,7 @@ class KnowledgeConfig(_Section):
     )
     min_score: float = Field(0.82, ge=0, le=1, description="FAQ similarity below which a fact is not used at all")
     top_k: int = Field(3, ge=1, le=20)
+    chunk_chars: int = Field(400, ge=50, le=4000, description="Documents are cut into passages of at most this length")
 
 
 class GeneratorConfig(_Section):

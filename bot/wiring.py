@@ -39,7 +39,7 @@ from bot.sessions.redis_store import RedisSessionStore, StoreOptions
 from bot.settings import DialogueConfig, FormConfig, ProjectConfig, Settings, load_project_config
 from bot.turn import TurnParts
 from bot.types import NluData
-from knowledge.retriever import KnowledgeRetriever
+from knowledge.base import KnowledgeBase, KnowledgeOptions
 from policies.clarify import ClarifyPolicy
 from policies.ensemble import PolicyEnsemble
 from policies.fallback import TwoStageFallbackPolicy
@@ -132,7 +132,7 @@ def train(
     if "core" in parts and project.config.dialogue.ml_policy:
         core_report = _train_core(project, force=force, progress=progress)
     if "knowledge" in parts:
-        _retriever(project, embedder or E5Embedder()).warm_up()
+        knowledge_base(project, embedder or E5Embedder()).reload(progress=progress)
     return TrainSummary(nlu_report, core_report)
 
 
@@ -210,6 +210,7 @@ class Runtime:
     bot: Bot
     embedded: EmbeddedRedis | None
     generator: Generator | None
+    knowledge: KnowledgeBase | None = None
 
     def warm_up_generator_in_background(self) -> None:
         """The LLM loads in the background: exact answers work at once, generated ones once it is ready."""
@@ -228,7 +229,7 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     config = project.config
     embedder = E5Embedder()
     nlu = project_nlu(project, embedder=embedder, settings=settings)
-    retriever = _retriever(project, embedder)
+    retriever = knowledge_base(project, embedder)
     generator = _generator(project)
     domain = project.files.domain
     renderer = ResponseRenderer(domain)
@@ -244,16 +245,14 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
         max_message_chars=settings.max_message_chars,
         warm_ups=(nlu.warm_up, policies.warm_up, retriever.warm_up),
     )
-    return Runtime(project, bot, embedded, generator)
+    return Runtime(project, bot, embedded, generator, retriever)
 
 
-def _retriever(project: Project, embedder: E5Embedder) -> KnowledgeRetriever:
-    return KnowledgeRetriever.from_folder(
-        project.root / "knowledge",
-        embedder,
-        index_dir=project.index_dir,
-        exact_threshold=project.config.knowledge.exact_threshold,
-    )
+def knowledge_base(project: Project, embedder: Embedder) -> KnowledgeBase:
+    """The project's knowledge folder as a reloadable `Retriever`, indexed under PROJECT/.kefu/index."""
+    config = project.config.knowledge
+    options = KnowledgeOptions(exact_threshold=config.exact_threshold, chunk_chars=config.chunk_chars)
+    return KnowledgeBase(project.root / "knowledge", embedder, index_dir=project.index_dir, options=options)
 
 
 def _generator(project: Project) -> Generator | None:

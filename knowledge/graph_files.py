@@ -1,4 +1,6 @@
-"""The knowledge-graph files: `entities.csv`, `relations.csv` and `graph.csv` (subject,relation,object)."""
+"""The knowledge-graph CSV files (`entities.csv`, `relations.csv`, `graph.csv` of subject,relation,object)
+and the `GraphBuilder` that checks entries from every graph file as they arrive.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 from bot.errors import ProjectError
 from bot.types import Language
 from knowledge.matching import normalize
+from knowledge.problems import Problem
 from knowledge.tables import Row, read_table, split_list
 
 ENTITIES_FILE = "entities.csv"
@@ -81,73 +84,173 @@ class Triple:
     line: int = 0
 
 
-def load_entities(path: Path) -> tuple[KgEntity, ...]:
-    """Entities from `entities.csv`; a missing file has none. Ids and surface forms must be unique."""
-    if not path.is_file():
-        return ()
-    rows = read_table(path, required=("id", "name_zh", "name_en"), optional=("type", "aliases"))
-    entities: list[KgEntity] = []
-    ids: dict[str, int] = {}
-    forms: dict[str, tuple[str, int]] = {}  # folded surface form -> (entity id, line)
-    for row in rows:
-        entity = _entity(row, path)
-        _claim(ids, entity.id, row.line, f"duplicate entity id {entity.id!r}", path)
+@dataclass(frozen=True, slots=True)
+class Where:
+    """Where an entry is defined: a file and a line (CSV) or a JSON path such as `entities[2]`."""
+
+    path: str
+    line: int | None = None
+    pointer: str = ""
+
+    def error(self, message: str) -> ProjectError:
+        """A ProjectError about the entry; a JSON path prefixes the message."""
+        return ProjectError(f"{self.pointer}: {message}" if self.pointer else message, path=self.path, line=self.line)
+
+    def seen_from(self, other: Where) -> str:
+        """How a message about `other` names this place: "line 3", or "entities[0] of graph.json"."""
+        spot = f"line {self.line}" if self.line else self.pointer
+        return spot if self.path == other.path else f"{spot} of {Path(self.path).name}"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphParts:
+    """The checked contents of every graph file of a folder."""
+
+    entities: tuple[KgEntity, ...]
+    relations: tuple[KgRelation, ...]
+    triples: tuple[Triple, ...]
+
+
+class GraphBuilder:
+    """Entities, relations and triples from several files, checked as they arrive; `finish` checks the triples.
+
+    Ids and surface forms must be unique across all files, and a triple must name a known subject and
+    relation. A rejected entry raises ProjectError, or, given a `problems` list, is reported there and
+    skipped: the first of two duplicates wins and nothing else is lost.
+    """
+
+    def __init__(self, problems: list[Problem] | None = None) -> None:
+        self.problems = problems
+        self._entities: dict[str, tuple[KgEntity, Where]] = {}
+        self._forms: dict[str, tuple[str, Where]] = {}  # folded surface form -> (entity id, where)
+        self._relations: dict[str, tuple[KgRelation, Where]] = {}
+        self._pending: list[tuple[Triple, Where]] = []
+
+    def report(self, error: ProjectError) -> None:
+        """Raise `error`, or record it as a Problem when the builder collects problems."""
+        if self.problems is None:
+            raise error
+        self.problems.append(Problem.of(error))
+
+    def add_entity(self, entity: KgEntity, where: Where) -> bool:
+        """Keep `entity` unless its id or one of its names is taken; False when it was skipped."""
+        first = self._entities.get(entity.id)
+        if first is not None:
+            self.report(where.error(f"duplicate entity id {entity.id!r} (first on {first[1].seen_from(where)})"))
+            return False
         for form in entity.surface_forms:
-            owner, line = forms.setdefault(normalize(form), (entity.id, row.line))
-            if owner != entity.id:
-                raise ProjectError(
-                    f"{form!r} already names entity {owner!r} (line {line}); a name or alias may belong to one entity",
-                    path=str(path),
-                    line=row.line,
+            owner = self._forms.get(normalize(form))
+            if owner is not None and owner[0] != entity.id:
+                self.report(
+                    where.error(
+                        f"{form!r} already names entity {owner[0]!r} ({owner[1].seen_from(where)}); "
+                        "a name or alias may belong to one entity"
+                    )
                 )
-        entities.append(entity)
-    return tuple(entities)
+                return False
+        self._entities[entity.id] = (entity, where)
+        for form in entity.surface_forms:
+            self._forms.setdefault(normalize(form), (entity.id, where))
+        return True
 
+    def add_relation(self, relation: KgRelation, where: Where) -> None:
+        """Keep `relation` unless its id is taken."""
+        first = self._relations.get(relation.id)
+        if first is not None:
+            self.report(where.error(f"duplicate relation id {relation.id!r} (first on {first[1].seen_from(where)})"))
+            return
+        self._relations[relation.id] = (relation, where)
 
-def load_relations(path: Path) -> tuple[KgRelation, ...]:
-    """Relations from `relations.csv`; a missing file has none."""
-    if not path.is_file():
-        return ()
-    optional = ("name_zh", "name_en", "keywords_zh", "keywords_en", "template_zh", "template_en")
-    relations: list[KgRelation] = []
-    ids: dict[str, int] = {}
-    for row in read_table(path, required=("id",), optional=optional):
-        relation = KgRelation(
-            id=_required(row, "id", path),
-            name_zh=row.get("name_zh"),
-            name_en=row.get("name_en"),
-            keywords_zh=split_list(row.get("keywords_zh")),
-            keywords_en=split_list(row.get("keywords_en")),
-            template_zh=_template(row, "template_zh", path),
-            template_en=_template(row, "template_en", path),
+    def add_triple(self, triple: Triple, where: Where) -> None:
+        """Queue `triple`; `finish` checks it once every file has named its entities and relations."""
+        self._pending.append((triple, where))
+
+    def finish(self) -> GraphParts:
+        """Everything kept, with the triples that name a known subject and relation (repeats dropped)."""
+        triples: dict[tuple[str, str, str], Triple] = {}
+        for triple, where in self._pending:
+            if triple.subject not in self._entities:
+                self.report(
+                    where.error(
+                        f"unknown subject {triple.subject!r}: the subject must be an entity id "
+                        f"from {ENTITIES_FILE} or the entities of graph.json"
+                    )
+                )
+            elif triple.relation not in self._relations:
+                known = ", ".join(sorted(self._relations)) or f"none; add rows to {RELATIONS_FILE}"
+                self.report(where.error(f"unknown relation id {triple.relation!r}; known relations: {known}"))
+            else:
+                triples.setdefault((triple.subject, triple.relation, triple.object), triple)
+        return GraphParts(
+            entities=tuple(entity for entity, _ in self._entities.values()),
+            relations=tuple(relation for relation, _ in self._relations.values()),
+            triples=tuple(triples.values()),
         )
-        _claim(ids, relation.id, row.line, f"duplicate relation id {relation.id!r}", path)
-        relations.append(relation)
-    return tuple(relations)
 
 
-def load_triples(
-    path: Path, entity_ids: Mapping[str, object], relation_ids: Mapping[str, object]
-) -> tuple[Triple, ...]:
-    """Triples from `graph.csv`, checked against the known entities and relations; repeats are dropped."""
+def read_entities(path: Path, builder: GraphBuilder) -> None:
+    """Add the entities of `entities.csv` to `builder`; a missing file has none."""
     if not path.is_file():
-        return ()
-    triples: dict[tuple[str, str, str], Triple] = {}
-    for row in read_table(path, required=("subject", "relation", "object")):
-        subject, relation, obj = (_required(row, column, path) for column in ("subject", "relation", "object"))
-        if subject not in entity_ids:
-            raise ProjectError(
-                f"unknown subject {subject!r}: the subject must be an entity id from {ENTITIES_FILE}",
-                path=str(path),
-                line=row.line,
+        return
+    optional = ("type", "aliases")
+    for row in read_table(path, required=("id", "name_zh", "name_en"), optional=optional, problems=builder.problems):
+        try:
+            entity = _entity(row, path)
+        except ProjectError as err:
+            builder.report(err)
+            continue
+        builder.add_entity(entity, Where(str(path), row.line))
+
+
+def read_relations(path: Path, builder: GraphBuilder) -> None:
+    """Add the relations of `relations.csv` to `builder`; a missing file has none."""
+    if not path.is_file():
+        return
+    optional = ("name_zh", "name_en", "keywords_zh", "keywords_en", "template_zh", "template_en")
+    for row in read_table(path, required=("id",), optional=optional, problems=builder.problems):
+        where = Where(str(path), row.line)
+        try:
+            relation = KgRelation(
+                id=_required(row, "id", path),
+                name_zh=row.get("name_zh"),
+                name_en=row.get("name_en"),
+                keywords_zh=split_list(row.get("keywords_zh")),
+                keywords_en=split_list(row.get("keywords_en")),
+                template_zh=check_template(row.get("template_zh"), "template_zh", where),
+                template_en=check_template(row.get("template_en"), "template_en", where),
             )
-        if relation not in relation_ids:
-            known = ", ".join(sorted(relation_ids)) or f"none; add rows to {RELATIONS_FILE}"
-            raise ProjectError(
-                f"unknown relation id {relation!r}; known relations: {known}", path=str(path), line=row.line
-            )
-        triples.setdefault((subject, relation, obj), Triple(subject, relation, obj, line=row.line))
-    return tuple(triples.values())
+        except ProjectError as err:
+            builder.report(err)
+            continue
+        builder.add_relation(relation, where)
+
+
+def read_triples(path: Path, builder: GraphBuilder) -> None:
+    """Add the triples of `graph.csv` to `builder`; a missing file has none."""
+    if not path.is_file():
+        return
+    for row in read_table(path, required=("subject", "relation", "object"), problems=builder.problems):
+        try:
+            subject, relation, obj = (_required(row, column, path) for column in ("subject", "relation", "object"))
+        except ProjectError as err:
+            builder.report(err)
+            continue
+        builder.add_triple(Triple(subject, relation, obj, line=row.line), Where(str(path), row.line))
+
+
+def check_template(template: str, label: str, where: Where) -> str:
+    """`template` when it is a valid str.format template using only {subject}, {object} and {relation}."""
+    try:
+        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise where.error(f"{label} is not a valid template ({err}); write braces as {{{{ and }}}}") from err
+    unknown = fields - TEMPLATE_FIELDS
+    if unknown:
+        placeholders = ", ".join(sorted(unknown))
+        raise where.error(
+            f"{label} uses unknown placeholder(s) {placeholders}; use {{subject}}, {{object}} or {{relation}}"
+        )
+    return template
 
 
 def _entity(row: Row, path: Path) -> KgEntity:
@@ -165,33 +268,8 @@ def _entity(row: Row, path: Path) -> KgEntity:
     )
 
 
-def _template(row: Row, column: str, path: Path) -> str:
-    template = row.get(column)
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    except ValueError as err:
-        raise ProjectError(
-            f"{column} is not a valid template ({err}); write braces as {{{{ and }}}}", path=str(path), line=row.line
-        ) from err
-    unknown = fields - TEMPLATE_FIELDS
-    if unknown:
-        placeholders = ", ".join(sorted(unknown))
-        raise ProjectError(
-            f"{column} uses unknown placeholder(s) {placeholders}; use {{subject}}, {{object}} or {{relation}}",
-            path=str(path),
-            line=row.line,
-        )
-    return template
-
-
 def _required(row: Row, column: str, path: Path) -> str:
     value = row.get(column)
     if not value:
         raise ProjectError(f"empty {column!r}; fill it in", path=str(path), line=row.line)
     return value
-
-
-def _claim(seen: dict[str, int], key: str, line: int, message: str, path: Path) -> None:
-    if key in seen:
-        raise ProjectError(f"{message} (first on line {seen[key]})", path=str(path), line=line)
-    seen[key] = line

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bot.errors import ProjectError
 from bot.protocols import Embedder
 from bot.types import Entity, Fact, Language
-from knowledge.faq import load_faq
+from knowledge.faq import load_faq_folder
 from knowledge.faq_retriever import FaqRetriever
 from knowledge.graph import KnowledgeGraph, load_graph
-
-FAQ_FILE = "faq.csv"
+from knowledge.problems import Problem
 
 
 class KnowledgeRetriever:
@@ -33,13 +33,19 @@ class KnowledgeRetriever:
         index_dir: Path | None = None,
         exact_threshold: float = 0.92,
     ) -> KnowledgeRetriever:
-        """Read a project's `knowledge/` folder (faq.csv, entities.csv, relations.csv, graph.csv).
+        """Read a project's `knowledge/` folder (faq.csv/.xlsx, faq/*.md, entities.csv, relations.csv, graph.csv).
 
         The files are parsed and validated here, so a malformed file fails at startup with its line
         (ProjectError); embedding waits for `warm_up`. Missing files, or a missing folder, are empty parts.
         """
+        problems: list[Problem] = []
+        entries = load_faq_folder(folder, problems)
+        if problems:
+            # Nothing reports skipped FAQ entries at startup yet, so the first one still stops it.
+            more = f" ({len(problems) - 1} more FAQ problem(s) after this one)" if len(problems) > 1 else ""
+            raise ProjectError(problems[0].message + more, path=problems[0].path, line=problems[0].line or None)
         faq = FaqRetriever(
-            load_faq(folder / FAQ_FILE),
+            entries,
             embedder,
             index_dir=index_dir,
             exact_threshold=exact_threshold,

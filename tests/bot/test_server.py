@@ -26,13 +26,13 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, project: Path = SHOP, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded Redis, as `make run` uses
-        env.update(KEFU_DATA_DIR=str(data_dir), KEFU_LOG_LEVEL="WARNING")
-        command = [sys.executable, "-m", "bot.cli", "run", str(SHOP), "--port", str(self.port)]
-        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded Redis, as `make run`
+        environment.update(KEFU_DATA_DIR=str(data_dir), KEFU_LOG_LEVEL="WARNING", **(env or {}))
+        command = [sys.executable, "-m", "bot.cli", "run", str(project), "--port", str(self.port)]
+        self.process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._wait_until_healthy()
 
     def _wait_until_healthy(self) -> None:

@@ -9,12 +9,34 @@ import pytest
 from bot.errors import ProjectError
 from bot.types import Entity
 from knowledge.graph import KnowledgeGraph, load_graph
+from knowledge.problems import Problem
 from tests.knowledge.helpers import ENTITIES, GRAPH, RELATIONS, write_graph
+from tests.knowledge.test_graph_files import CARDS, with_cards, write_json
+
+SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop" / "knowledge"
+# The X1 Pro's charger is an entity with a price of its own: "X1 Pro 的充电器多少钱" takes two hops.
+CHARGER = {
+    "entities": ENTITIES + "charger65,accessory,65W 快充头,65W Charger,快充头\n",
+    "relations": RELATIONS
+    + "charger,充电器,charger,充电器|充电头,charger|power adapter,"
+    + "{subject}配套{object}。,The {subject} ships with the {object}.\n",
+    "graph": GRAPH + "x1_pro,charger,charger65\ncharger65,price,129\n",
+}
 
 
 @pytest.fixture
 def kg(tmp_path: Path) -> KnowledgeGraph:
     return load_graph(write_graph(tmp_path))
+
+
+@pytest.fixture
+def charger_kg(tmp_path: Path) -> KnowledgeGraph:
+    return load_graph(write_graph(tmp_path, **CHARGER))
+
+
+@pytest.fixture
+def cards(tmp_path: Path) -> KnowledgeGraph:
+    return load_graph(write_json(tmp_path, CARDS))
 
 
 def test_loads_the_three_files(kg: KnowledgeGraph) -> None:
@@ -145,3 +167,98 @@ def test_malformed_files_raise_with_the_line(tmp_path: Path, file: str, text: st
     assert caught.value.path == str(tmp_path / f"{file}.csv")
     assert caught.value.line == line
     assert fragment in str(caught.value)
+
+
+def test_json_one_hop_questions_in_both_languages(cards: KnowledgeGraph) -> None:
+    (zh,) = cards.answer("白金卡年费多少")
+    assert (zh.text, zh.citation, zh.language) == ("白金卡的年费是 ¥3600。", "kg:card_platinum|annual_fee|3600", "zh")
+    (en,) = cards.answer("what's the annual fee of the platinum card")
+    assert (en.text, en.citation, en.language) == (
+        "The Platinum Card has an annual fee of ¥3600.",
+        "kg:card_platinum|annual_fee|3600",
+        "en",
+    )
+
+
+def test_two_hops_in_chinese_cite_both_triples(charger_kg: KnowledgeGraph) -> None:
+    (fact,) = charger_kg.answer("X1 Pro 的充电器多少钱", "zh")  # not also the phone's own price
+    assert fact.text == "星耀X1 Pro的充电器（65W 快充头）的价格是 ¥129。"
+    assert (fact.id, fact.citation) == (
+        "kg:x1_pro|charger|price",
+        "kg:x1_pro|charger|charger65 ; kg:charger65|price|129",
+    )
+    assert (fact.source, fact.score, fact.exact, fact.language) == ("kg", 1.0, True, "zh")
+
+
+def test_two_hops_in_english_ask_for_the_first_hop_last(charger_kg: KnowledgeGraph) -> None:
+    (fact,) = charger_kg.answer("how much is the charger of the X1 Pro")
+    assert fact.text == "The charger of the X1 Pro (65W Charger) costs ¥129."
+    assert fact.citation == "kg:x1_pro|charger|charger65 ; kg:charger65|price|129"
+    assert fact.language == "en"
+
+
+def test_two_hops_from_json_in_both_languages(cards: KnowledgeGraph) -> None:
+    (zh,) = cards.answer("白金卡升级后的卡年费多少")
+    assert zh.text == "白金卡的升级卡（钻石卡）的年费是 ¥8800。"
+    assert zh.citation == "kg:card_platinum|upgrade_to|card_diamond ; kg:card_diamond|annual_fee|8800"
+    (en,) = cards.answer("what's the annual fee of the card the platinum card upgrades to")
+    assert en.text == "The upgrade of the Platinum Card (Diamond Card) has an annual fee of ¥8800."
+    assert en.id == "kg:card_platinum|upgrade_to|annual_fee"
+
+
+def test_text_order_decides_the_first_hop_when_both_paths_exist(tmp_path: Path) -> None:
+    document = with_cards(
+        extra_entities=[{"id": "card_gold", "name_zh": "金卡", "name_en": "Gold Card"}],
+        extra_relations=[{"id": "downgrade_to", "name_zh": "降级卡", "name_en": "downgrade", "keywords_zh": ["降级"]}],
+        extra_triples=[
+            ["card_platinum", "downgrade_to", "card_gold"],
+            ["card_diamond", "downgrade_to", "card_platinum"],
+            ["card_gold", "upgrade_to", "card_platinum"],
+        ],
+    )
+    kg = load_graph(write_json(tmp_path, document))
+    (up_first,) = kg.answer("白金卡升级后再降级是什么卡")
+    assert up_first.text == "白金卡的升级卡（钻石卡）的降级卡是白金卡。"
+    (down_first,) = kg.answer("白金卡降级后再升级是什么卡")
+    assert down_first.citation == "kg:card_platinum|downgrade_to|card_gold ; kg:card_gold|upgrade_to|card_platinum"
+    (english,) = kg.answer("what is the downgrade of the upgrade of the platinum card")
+    assert english.id == "kg:card_platinum|upgrade_to|downgrade_to"
+
+
+def test_one_hop_questions_stay_one_hop(charger_kg: KnowledgeGraph) -> None:
+    (charger,) = charger_kg.answer("X1 Pro 配的充电器是哪个", "zh")
+    assert (charger.id, charger.text) == ("kg:x1_pro|charger", "星耀X1 Pro配套65W 快充头。")
+    (price,) = charger_kg.answer("星耀X1 Pro多少钱", "zh")
+    assert price.citation == "kg:x1_pro|price|5999"
+    (power,) = charger_kg.answer("which power adapter does the X1 Pro use?", "en")
+    assert power.text == "The X1 Pro ships with the 65W Charger."
+
+
+def test_no_two_hops_through_a_literal(charger_kg: KnowledgeGraph) -> None:
+    facts = charger_kg.answer("X1 Pro 的电池多少钱", "zh")  # the battery is "5000 mAh", not an entity
+    assert [fact.id for fact in facts] == ["kg:x1_pro|battery", "kg:x1_pro|price"]
+
+
+def test_naming_the_accessory_asks_about_it_directly(charger_kg: KnowledgeGraph) -> None:
+    (fact,) = charger_kg.answer("快充头多少钱", "zh")
+    assert fact.citation == "kg:charger65|price|129"
+    facts = charger_kg.answer("X1 Pro 的充电器快充头多少钱", "zh")
+    assert "kg:charger65|price" in [fact.id for fact in facts]
+    assert all(fact.id.count("|") == 1 for fact in facts)  # one-hop facts only
+
+
+def test_nlu_entities_start_two_hop_questions(charger_kg: KnowledgeGraph) -> None:
+    phone = Entity(name="product", value="星耀x1pro", start=0, end=0)
+    (fact,) = charger_kg.answer("how much is its charger?", "en", entities=[phone])
+    assert fact.citation == "kg:x1_pro|charger|charger65 ; kg:charger65|price|129"
+
+
+@pytest.mark.skipif(not SHOP.is_dir(), reason="the demo project is not there")
+def test_the_demo_graph_answers_two_hop_questions() -> None:
+    problems: list[Problem] = []
+    kg = load_graph(SHOP, problems)
+    assert problems == []
+    (zh,) = kg.answer("X1 Pro 的充电器多少钱")  # "充电器" also names the charger category
+    assert zh.citation == "kg:x1_pro|charger|nova_charger ; kg:nova_charger|price|129"
+    (en,) = kg.answer("how much is the charger of the Comet Laptop")
+    assert en.text == "The charger of the Comet Laptop 14 (Nova Charger 65W) costs ¥129."

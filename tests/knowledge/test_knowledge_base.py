@@ -79,6 +79,9 @@ def test_filters_by_source_tag_product_and_language(folder: Path) -> None:
     base = base_of(folder)
     assert {f.source for f in base.retrieve("退款", top_k=5, filters={"source": "faq"})} == {"faq"}
     assert [f.id for f in base.retrieve("多久", top_k=5, language="zh", filters={"tag": "refund"})] == ["refund_zh"]
+    either = base.retrieve("多久", top_k=5, language="zh", filters={"tag": "refund|shipping", "source": "faq"})
+    assert {f.id for f in either} == {"refund_zh", "ship_zh"}
+    assert base.retrieve("多久", top_k=5, filters={"tag": "no-such-tag", "source": "faq|doc"}) == []
     by_product = base.retrieve("保修", top_k=5, filters={"source": "doc", "product": "x1"})
     assert by_product and all(f.id.startswith("doc:warranty.md") for f in by_product)
     assert base.retrieve("保修", top_k=5, filters={"source": "doc", "product": "x9"}) == []

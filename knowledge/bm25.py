@@ -111,6 +111,7 @@ class Bm25Index:
             raise ValueError(f"{len(ids)} ids for {len(texts)} texts")
         for doc_id, text in zip(ids, texts, strict=True):
             self._insert(doc_id, Counter(search_tokens(text)))
+        self._compact_if_sparse()
 
     def remove(self, ids: Collection[str]) -> int:
         """Remove these documents; returns how many were there."""
@@ -119,6 +120,7 @@ class Bm25Index:
         slots = [slot for doc_id in set(ids) if (slot := self._slot.pop(doc_id, None)) is not None]
         for slot in slots:
             self._drop(slot)
+        self._compact_if_sparse()
         return len(slots)
 
     def search(self, query: str, k: int, *, allowed: Callable[[str], bool] | None = None) -> list[tuple[str, float]]:
@@ -145,7 +147,7 @@ class Bm25Index:
 
     def save(self, directory: Path) -> None:
         """Write `bm25.json` (ids, lengths, postings) into `directory`, replaced atomically."""
-        renumber = {slot: new for new, slot in enumerate(sorted(self._slot.values()))}
+        renumber = self._renumbering()
         postings = {
             term: [[renumber[slot] for slot in docs], list(docs.values())] for term, docs in self._postings.items()
         }
@@ -203,6 +205,26 @@ class Bm25Index:
             self._arrays.pop(term, None)
         self._total_length -= self._lengths[slot]
         self._ids[slot], self._lengths[slot], self._terms[slot] = None, 0, ()
+        self._length_array = None
+
+    def _renumbering(self) -> dict[int, int]:
+        """Old slot -> new slot for the documents still here, closing the holes removals leave."""
+        return {slot: new for new, slot in enumerate(sorted(self._slot.values()))}
+
+    def _compact_if_sparse(self) -> None:
+        """Renumber the documents once removed ones outnumber them, so arrays sized by slot stay small."""
+        if len(self._ids) - len(self._slot) <= max(1024, len(self._slot)):
+            return
+        renumber = self._renumbering()
+        self._ids = [self._ids[slot] for slot in renumber]
+        self._lengths = [self._lengths[slot] for slot in renumber]
+        self._terms = [self._terms[slot] for slot in renumber]
+        self._slot = {doc_id: new for new, doc_id in enumerate(self._ids) if doc_id is not None}
+        self._postings = {
+            term: {renumber[slot]: frequency for slot, frequency in docs.items()}
+            for term, docs in self._postings.items()
+        }
+        self._arrays.clear()
         self._length_array = None
 
     def _score(self, term: str, scores: np.ndarray) -> np.ndarray:

@@ -129,6 +129,16 @@ def test_incremental_updates_match_a_fresh_build() -> None:
     assert ranked(index, "password") == []
 
 
+def test_replacing_documents_many_times_keeps_the_index_compact() -> None:
+    index = Bm25Index()
+    for round_ in range(150):
+        index.add([f"d{i}" for i in range(10)], [f"refund order {i} round{round_}" for i in range(10)])
+    assert len(index) == 10
+    assert len(index._ids) <= 10 + 1024 + 10  # removed slots are renumbered away
+    assert ranked(index, "round149 3", 10) == ["d3", *(f"d{i}" for i in range(10) if i != 3)]
+    assert ranked(index, "round0") == []
+
+
 def test_allowed_filter_returns_only_accepted_ids() -> None:
     index = Bm25Index()
     index.add([f"d{i}" for i in range(100)], [f"refund case {i}" for i in range(100)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+from pathlib import Path
 
 from bot.errors import ProjectError
 
@@ -10,6 +11,17 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (code
 _BOMS_16 = ((codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 # Excel and Notepad on a Chinese Windows save GBK (a subset of GB 18030); Taiwan and Hong Kong use Big5.
 _FALLBACKS = ("gb18030", "big5")
+
+
+def read_text_file(path: Path) -> str:
+    """A knowledge file's text (see `decode_text`); ProjectError when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ProjectError(
+            f"cannot read the file ({err.strerror}); check that it is a readable file", path=str(path)
+        ) from err
+    return decode_text(data, str(path))
 
 
 def decode_text(data: bytes, path: str) -> str:

@@ -50,7 +50,7 @@ from openpyxl.worksheet._read_only import ReadOnlyWorksheet
 
 from bot.errors import ProjectError
 from bot.types import Language
-from knowledge.encoding import decode_text
+from knowledge.encoding import read_text_file
 from knowledge.problems import Problem
 from knowledge.tables import Row, _check_header
 
@@ -169,13 +169,7 @@ def read_markdown(path: Path, problems: list[Problem] | None = None) -> list[Row
     Raises ProjectError for an unreadable file or broken front matter; an unknown front-matter key is
     added to `problems` (or raised) and ignored.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ProjectError(
-            f"cannot read the file ({err.strerror}); check that it is a readable file", path=str(path)
-        ) from err
-    lines = decode_text(data, str(path)).splitlines()
+    lines = read_text_file(path).splitlines()
     defaults, start = _front_matter(lines, path, problems)
     sections = _sections(lines, start)
     return [_markdown_row(section, f"{path.stem}-{n}", defaults) for n, section in enumerate(sections, start=1)]

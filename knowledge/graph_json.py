@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ProjectError
-from knowledge.encoding import decode_text
+from knowledge.encoding import read_text_file
 from knowledge.graph_files import GraphBuilder, KgEntity, KgRelation, Triple, Where, check_template
 from knowledge.tables import split_list
 
@@ -93,13 +93,7 @@ def _add_entity(item: Any, pointer: str, at: Where, builder: GraphBuilder) -> No
 
 def _parse(path: Path) -> Mapping[str, Any]:
     try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ProjectError(
-            f"cannot read the file ({err.strerror}); check that it is a readable file", path=str(path)
-        ) from err
-    try:
-        document = json.loads(decode_text(data, str(path)))
+        document = json.loads(read_text_file(path))
     except json.JSONDecodeError as err:
         raise ProjectError(
             f"not valid JSON ({err.msg}, column {err.colno}); check the quotes, commas and brackets here",

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import ProjectError
-from knowledge.encoding import decode_text
+from knowledge.encoding import read_text_file
 from knowledge.problems import Problem
 
 # Spreadsheet users type the full-width bar as often as the ASCII one.
@@ -41,13 +41,7 @@ def read_table(
     looks like a misspelt known one. A row with malformed quoting or more fields than the header is skipped
     and added to `problems`; without a `problems` list it raises instead.
     """
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ProjectError(
-            f"cannot read the file ({err.strerror}); check that it is a readable file", path=str(path)
-        ) from err
-    text = decode_text(data, str(path))
+    text = read_text_file(path)
     reader = csv.reader(io.StringIO(text, newline=""))
     records = _records(reader, path, problems)
     first = next(records, None)

@@ -18,12 +18,14 @@ from bot.errors import ProjectError
 INDEX_FILE = "index.faiss"
 IDS_FILE = "ids.json"
 KINDS = ("flat", "hnsw", "ivf")
-FLAT_MAX = 50_000  # below this, exact search answers a query in a few milliseconds on one core
-HNSW_MAX = 5_000_000  # above this, the HNSW graph's memory (about 300 bytes a vector) and build time grow costly
+# Measured in bench/knowledge_benchmark.py (384 dims, one thread). Exact search scans every vector: p99 2.5 ms
+# at 10k but 29 ms at 100k, so it stops well before the 10 ms retrieval budget is spent.
+FLAT_MAX = 20_000
+HNSW_MAX = 5_000_000  # above this, the HNSW graph's memory (about 1.8 KB a vector) and build time grow costly
 HNSW_M = 32
 EF_CONSTRUCTION = 80
-EF_SEARCH = 192  # measured at 1M clustered vectors: recall@10 0.972, p99 2.4 ms on one thread (128 gave 0.949)
-NPROBE = 128  # likewise for IVF with 4 * sqrt(n) lists
+EF_SEARCH = 192  # at 1M: recall@10 0.97, p99 2.4 ms (128: 0.949; 256: 0.98, p99 2.7 ms)
+NPROBE = 64  # at 1M, 4000 lists: recall@10 1.0, p99 6.8 ms; looser clusters (100k) need more for 0.95
 COMPACT_SHARE = 0.2  # HNSW cannot delete: rebuild once this share of its vectors are tombstones
 _BATCH = 50_000
 _TRAIN_PER_LIST = 39  # faiss's k-means wants at least this many training points per list
@@ -120,6 +122,8 @@ class VectorIndex:
 
     def add(self, ids: Sequence[str], vectors: np.ndarray) -> None:
         """Add one vector per id; vectors are normalised here, so any scale is fine."""
+        if isinstance(ids, str):
+            raise TypeError("add takes a sequence of ids, not one string")
         matrix = self._as_matrix(vectors)
         if len(ids) != matrix.shape[0]:
             raise ValueError(f"{len(ids)} ids for {matrix.shape[0]} vectors")

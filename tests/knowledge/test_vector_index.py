@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import faiss
@@ -13,6 +14,15 @@ from bot.errors import ProjectError
 from knowledge.vector_index import FLAT_MAX, HNSW_MAX, IDS_FILE, INDEX_FILE, VectorIndex, choose_kind
 
 ALL_KINDS = ["flat", "hnsw", "ivf"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread() -> Iterator[None]:
+    """Single queries gain nothing from OpenMP threads, and on a busy machine each one waits for them."""
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    yield
+    faiss.omp_set_num_threads(before)
 
 
 def random_index(n: int = 50, dim: int = 16) -> tuple[VectorIndex, np.ndarray]:

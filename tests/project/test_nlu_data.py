@@ -46,7 +46,9 @@ def test_annotations_in_chinese_use_str_offsets() -> None:
 def test_legacy_synonym_shorthand_and_role_are_read() -> None:
     result = parse_annotated('fly from [NYC](city:New York) to [上海]{"entity": "city", "role": "to", "group": "1"}')
     assert result.text == "fly from NYC to 上海"
-    assert result.entities == (_annotation("city", "New York", 9, 12), _annotation("city", "上海", 16, 18))
+    new_york, shanghai = result.entities
+    assert new_york == _annotation("city", "New York", 9, 12)
+    assert (shanghai.value, shanghai.start, shanghai.end, shanghai.role, shanghai.group) == ("上海", 16, 18, "to", "1")
     assert result.synonyms == {"nyc": "New York"}
 
 

@@ -1,4 +1,5 @@
-"""The `kefu` command: init, train [nlu|core|knowledge], index, chat, run, test [stories|nlu|knowledge]."""
+"""The `kefu` command: init, train [nlu|core|knowledge|reward|generator], index, chat, run,
+test [stories|nlu|knowledge|generation], export [sft|preferences], serve generator."""
 
 from __future__ import annotations
 
@@ -65,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
         _TRAIN_USAGE,
     )
     train.add_argument("--force", action="store_true", help="retrain even if the data did not change")
+    learning = train.add_argument_group("reward and generator")
+    learning.add_argument("--file", type=Path, default=None, help="reward: preference pairs (JSONL)")
+    learning.add_argument("--sft", type=Path, default=None, help="generator: SFT records (default: the export)")
+    learning.add_argument("--preferences", type=Path, default=None, help="generator: pairs for DPO")
+    learning.add_argument("--method", choices=("sft", "dpo", "sft+dpo"), default="sft", help="generator: how")
+    learning.add_argument("--full", action="store_true", help="generator: tune every weight, not LoRA adapters")
+    learning.add_argument("--epochs", type=int, default=2, help="generator: passes over the data")
+    export = command("export", _export, "write training data from the stored conversations' feedback", _EXPORT_USAGE)
+    export.add_argument("--out", type=Path, default=None, help="the JSONL file (default: PROJECT/.kefu/exports/)")
+    serve = command("serve", _serve, "serve the project's generator over the OpenAI chat-completions API")
+    serve.add_argument("--port", type=int, default=8001)
+    serve.add_argument("--host", default="127.0.0.1")
     index = command("index", _index, "index the knowledge folder (only what changed), or make a server reload it")
     index.add_argument("--reload", action="store_true", help="then tell the running server to reload its knowledge")
     index.add_argument("--url", default=None, help="the server for --reload (default: http://HOST:PORT of settings)")
@@ -93,13 +106,29 @@ def _parser() -> argparse.ArgumentParser:
 
 
 # `kefu train` and `kefu test` take an optional first word; a first word that is none of these is the project.
-_WORDS = {"train": ("nlu", "core", "knowledge"), "test": ("nlu", "stories", "knowledge")}
-_DEFAULT_WORD = {"train": "all", "test": "stories"}
+_WORDS = {
+    "train": ("nlu", "core", "knowledge", "reward", "generator"),
+    "test": ("nlu", "stories", "knowledge", "generation"),
+    "export": ("sft", "preferences"),
+    "serve": ("generator",),
+}
+_DEFAULT_WORD = {"train": "all", "test": "stories", "export": "sft", "serve": "generator"}
 _TRAIN_USAGE = """\
   kefu train [PROJECT]            train the NLU and the dialogue policy, build the knowledge index
   kefu train nlu [PROJECT]        train the NLU only
   kefu train core [PROJECT]       train the ML dialogue policy only (from stories and rules)
-  kefu train knowledge [PROJECT]  build the knowledge index only"""
+  kefu train knowledge [PROJECT]  build the knowledge index only
+  kefu train reward [PROJECT] [--file F]
+                                  train the reward model that reranks generated answers, from
+                                  `kefu export preferences` (or F)
+  kefu train generator [PROJECT] [--method sft|dpo|sft+dpo] [--full] [--epochs N]
+                                  fine-tune the local generator (LoRA) on `kefu export sft`/`preferences`"""
+_EXPORT_USAGE = """\
+  kefu export sft [PROJECT] [--out F]          replies customers or operators approved, as TRL
+                                               prompt/completion JSONL
+  kefu export preferences [PROJECT] [--out F]  chosen/rejected pairs (operator edits, thumbs down
+                                               followed by a human answer), as TRL JSONL
+Personal data is masked; conversation ids are hashed."""
 _TEST_USAGE = """\
   kefu test [PROJECT] [--file F] [--json]  run the test stories (tests/test_stories.yml, or F);
                                      each failed story shows its first diverging step
@@ -109,6 +138,9 @@ _TEST_USAGE = """\
   kefu test knowledge [PROJECT] [--file F] [--json]
                                      recall@1, recall@5 and MRR of retrieval on F (query,expected,lang),
                                      else on tests/knowledge_queries.csv
+  kefu test generation [PROJECT] [--file F] [--json]
+                                     faithfulness, answer relevance and correct "I don't know"s on
+                                     F (question,lang,answerable,expected), else tests/generation_queries.csv
 
 A project folder named like one of the words is written with a path: kefu test ./nlu"""
 
@@ -149,6 +181,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     from bot.wiring import open_project, train
 
     what, path = _what(args, "train")
+    if what in ("reward", "generator"):
+        return _train_learning(what, path, args, settings)
     parts = ("nlu", "core", "knowledge") if what is None else (what,)
     project = open_project(path, settings)
     summary = train(project, force=args.force, progress=True, parts=parts)
@@ -174,6 +208,31 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     message = "; ".join(done)
     print(message[0].upper() + message[1:] + ".")
     return 0
+
+
+def _train_learning(what: str, path: Path, args: argparse.Namespace, settings: Settings) -> int:
+    from bot.learning_cli import run_train_generator, run_train_reward
+
+    if what == "reward":
+        return run_train_reward(path, settings, file=args.file, force=args.force)
+    return run_train_generator(
+        path, settings, sft=args.sft, preferences=args.preferences, method=args.method, full=args.full,
+        epochs=args.epochs, force=args.force,
+    )  # fmt: skip
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.learning_cli import run_export
+
+    what, path = _what(args, "export")
+    return run_export(path, settings, "preferences" if what == "preferences" else "sft", out=args.out)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.learning_cli import run_serve_generator
+
+    _, path = _what(args, "serve")
+    return run_serve_generator(path, settings, host=args.host, port=args.port)
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:
@@ -266,6 +325,10 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         from bot.knowledge_cli import run_knowledge_test
 
         return run_knowledge_test(project, settings, file=args.file, as_json=args.json)
+    if what == "generation":
+        from bot.generation_cli import run_test_generation
+
+        return run_test_generation(project, settings, file=args.file, as_json=args.json)
     given = [flag for flag, value in {"--cross-validation": args.cross_validation, "--out": args.out}.items() if value]
     if given:
         raise ConfigError(f"{', '.join(given)} only apply to `kefu test nlu`: write `kefu test nlu {project} ...`")

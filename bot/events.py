@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from bot.errors import SessionStoreError
 from bot.types import (
@@ -18,6 +19,9 @@ from bot.types import (
     NluResult,
     SlotValue,
 )
+
+FeedbackKind = Literal["thumbs", "csat"]
+SuggestionOutcome = Literal["accepted", "edited", "ignored"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,6 +99,7 @@ class BotUttered(Event):
     buttons: tuple[Button, ...] = ()
     template: str | None = None
     fact_ids: tuple[str, ...] = ()
+    reply_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12], compare=False)  # what feedback names
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,10 +131,25 @@ class OperatorMessage(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FeedbackGiven(Event):
+    """Thumbs on one bot reply (`rating` 1 or -1, `reply_id` set) or CSAT for the conversation (1-5, no reply)."""
+
     type_name: ClassVar[str] = "feedback"
     rating: int
-    message_id: str = ""
+    kind: FeedbackKind = "thumbs"
+    reply_id: str = ""
     comment: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SuggestionRated(Event):
+    """What an operator did with a suggested reply: sent it as is, edited it, or wrote something else."""
+
+    type_name: ClassVar[str] = "suggestion"
+    suggestion: str
+    outcome: SuggestionOutcome
+    sent: str = ""  # the text the operator sent instead (edited or ignored); empty when accepted as is
+    source: str = ""  # faq, kg, archive, generator
+    operator: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,7 +174,8 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.type_name: cls
     for cls in (
         SessionStarted, UserUttered, SlotSet, SlotRejected, RiskFlagged, FormActivated, FormCompleted,
-        ActionExecuted, BotUttered, SafetyBlocked, HandedOff, HandedBack, OperatorMessage, FeedbackGiven, TurnFailed,
+        ActionExecuted, BotUttered, SafetyBlocked, HandedOff, HandedBack, OperatorMessage, FeedbackGiven,
+        SuggestionRated, TurnFailed,
     )
 }  # fmt: skip
 

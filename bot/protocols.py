@@ -53,10 +53,14 @@ class Retriever(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class DecodingParams:
+    """Decoding settings every backend honours (the HTTP backend passes them as the OpenAI API names them)."""
+
     max_new_tokens: int = 96
     temperature: float = 0.0
     top_p: float = 1.0
-    repetition_penalty: float = 1.0
+    repetition_penalty: float = 1.0  # multiplicative, as in transformers and vLLM
+    frequency_penalty: float = 0.0  # additive per earlier occurrence, as in the OpenAI API
+    presence_penalty: float = 0.0  # additive once a token occurred, as in the OpenAI API
     stop: tuple[str, ...] = ()
     seed: int | None = 0
 
@@ -100,6 +104,13 @@ class TraceSink(Protocol):
     def add_candidates(self, candidates: Sequence[Candidate]) -> None: ...
 
     def add_verdicts(self, verdicts: Sequence[SafetyVerdict]) -> None: ...
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the channel shows text ahead of the reply; only then is `partial` worth calling."""
+
+    def partial(self, reply_id: str, text: str) -> None:
+        """Show the next checked piece of the reply `reply_id` now (its BotUttered carries the whole text)."""
 
 
 class Action(Protocol):

@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.errors import BadRequestError, KefuError, StaleSessionError
-from bot.events import HandedBack, OperatorMessage, TurnFailed
+from bot.events import BotUttered, FeedbackGiven, HandedBack, OperatorMessage, SuggestionRated, TurnFailed
 from bot.nlu.features import detect_language
 from bot.sessions.redis_store import RedisSessionStore
+from bot.trace import PartialSink
 from bot.turn import TurnParts, run_turn
 from bot.types import Message, Reply, Trace
 
@@ -51,8 +52,9 @@ class Bot:
         for warm_up in self._warm_ups:
             warm_up()
 
-    async def handle(self, message: Message) -> BotAnswer:
-        """Answer one message; a duplicate delivery (same channel and message id) gets no second answer."""
+    async def handle(self, message: Message, *, on_partial: PartialSink | None = None) -> BotAnswer:
+        """Answer one message; a duplicate delivery (same channel and message id) gets no second answer.
+        `on_partial(reply_id, text)` receives generated text ahead of the answer, a checked sentence at a time."""
         if len(message.text) > self._max_chars:
             raise BadRequestError(
                 f"message is {len(message.text)} characters long; the limit is {self._max_chars} "
@@ -61,7 +63,7 @@ class Bot:
         try:
             if message.message_id and not await self.store.first_delivery(message.channel, message.message_id):
                 return BotAnswer((), None, duplicate=True)
-            return await self._turn_with_retry(message)
+            return await self._turn_with_retry(message, on_partial)
         except KefuError as err:
             log.warning("turn failed in conversation %s: %s", _ref(message.conversation_id), type(err).__name__)
             return await self._failed(message, err)
@@ -76,6 +78,19 @@ class Bot:
             await self.store.commit(session.with_events([OperatorMessage(operator=operator, text=text)]), token)
         return Reply(text=text, handoff=True)
 
+    async def record_feedback(self, conversation_id: str, feedback: FeedbackGiven | SuggestionRated) -> None:
+        """Append a customer's rating or an operator's use of a suggestion; the learning loop exports them.
+        Thumbs must name a reply of this conversation; ratings must be in range."""
+        if isinstance(feedback, FeedbackGiven):
+            _check_rating(feedback)
+        async with self.store.lock(conversation_id) as token:
+            if isinstance(feedback, FeedbackGiven) and feedback.reply_id:
+                said = {e.reply_id for e in await self.store.history(conversation_id) if isinstance(e, BotUttered)}
+                if feedback.reply_id not in said:
+                    raise BadRequestError(f"conversation has no reply {feedback.reply_id!r} to rate")
+            session = await self.store.load(conversation_id)
+            await self.store.commit(session.with_events([feedback]), token)
+
     async def hand_back(self, conversation_id: str) -> bool:
         """Give a handed-off conversation back to the bot; False if it was not handed off."""
         async with self.store.lock(conversation_id) as token:
@@ -88,16 +103,16 @@ class Bot:
     def trace(self, trace_id: str) -> Trace | None:
         return self._traces.get(trace_id)
 
-    async def _turn_with_retry(self, message: Message) -> BotAnswer:
+    async def _turn_with_retry(self, message: Message, on_partial: PartialSink | None) -> BotAnswer:
         try:
-            return await self._turn(message)
+            return await self._turn(message, on_partial)
         except StaleSessionError:  # the lock expired under a slow turn: run it once more on the fresh session
-            return await self._turn(message)
+            return await self._turn(message, None)  # what was streamed stands; the retry's reply replaces it
 
-    async def _turn(self, message: Message) -> BotAnswer:
+    async def _turn(self, message: Message, on_partial: PartialSink | None) -> BotAnswer:
         async with self.store.lock(message.conversation_id) as token:
             session = await self.store.load(message.conversation_id)
-            result = await run_turn(self.parts, session, message)
+            result = await run_turn(self.parts, session, message, on_partial=on_partial)
             await self.store.commit(result.session, token)
         self._remember(result.trace)
         return BotAnswer(result.replies, result.trace)
@@ -117,6 +132,13 @@ class Bot:
         self._traces[trace.trace_id] = trace
         while len(self._traces) > TRACES_KEPT:
             self._traces.popitem(last=False)
+
+
+def _check_rating(feedback: FeedbackGiven) -> None:
+    if feedback.kind == "thumbs" and (feedback.rating not in (1, -1) or not feedback.reply_id):
+        raise BadRequestError("thumbs feedback needs reply_id and rating 1 (up) or -1 (down)")
+    if feedback.kind == "csat" and not 1 <= feedback.rating <= 5:
+        raise BadRequestError("CSAT feedback needs a rating from 1 to 5")
 
 
 def _ref(conversation_id: str) -> str:

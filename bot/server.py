@@ -17,6 +17,7 @@ from bot.channels.rest import RestChannel
 from bot.errors import BadRequestError, KefuError
 from bot.runtime import BotAnswer
 from bot.settings import Settings
+from bot.trace import PartialSink
 from bot.types import Message
 from bot.wiring import Runtime
 
@@ -27,8 +28,8 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
     bot = runtime.bot
     admin_token = settings.admin_token.get_secret_value() if settings and settings.admin_token else ""
 
-    async def on_message(message: Message) -> BotAnswer:
-        return await bot.handle(message)
+    async def on_message(message: Message, on_partial: PartialSink | None = None) -> BotAnswer:
+        return await bot.handle(message, on_partial=on_partial)
 
     async def health(request: Request) -> JSONResponse:
         try:
@@ -63,7 +64,7 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
     routes = [
         Route("/health", health),
         Route("/admin/knowledge/reload", reload_knowledge, methods=["POST"]),
-        *RestChannel().routes(on_message),
+        *RestChannel(on_feedback=bot.record_feedback).routes(on_message),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequestError: bad_request})
 

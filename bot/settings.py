@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_message_chars: int = Field(4000, ge=1, description="Longer user messages are refused with a clear error")
     log_level: str = Field("INFO", description="Python logging level")
     rasa_token: SecretStr | None = Field(None, description="Token for a Rasa server used as the NLU (`?token=`)")
+    generator_api_key: SecretStr | None = Field(
+        None, description="API key of the OpenAI-compatible generator server (generator.backend: openai)"
+    )
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin API (POST /admin/knowledge/reload); unset: admin API off"
     )
@@ -83,22 +86,51 @@ class KnowledgeConfig(_Section):
 
 
 class GeneratorConfig(_Section):
-    backend: Literal["transformers", "none"] = Field(
-        "transformers", description="`transformers`: a local causal LM; `none`: answer only from exact knowledge"
+    backend: Literal["transformers", "openai", "none"] = Field(
+        "transformers",
+        description="`transformers`: a local causal LM; `openai`: an OpenAI-compatible server (vLLM, TGI, Ollama, "
+        "llama.cpp); `none`: answer only from the knowledge as written",
     )
-    model: str = Field("smollm2", description="`smollm2` (packaged), a model folder, or a Hugging Face hub id")
+    model: str = Field(
+        "smollm2", description="`smollm2` (packaged), a model folder or hub id; with `openai`, the served model name"
+    )
     gguf_file: str | None = Field(None, description="GGUF file inside `model`, for GGUF checkpoints")
+    quantization: Literal["none", "int8"] = Field("none", description="`int8`: dynamic int8 linear layers (CPU)")
+    base_url: str | None = Field(None, description="`openai` backend: the API root, e.g. http://localhost:8000/v1")
+    timeout: float = Field(30.0, gt=0, le=600, description="`openai` backend: seconds per request")
+    retries: int = Field(2, ge=0, le=10, description="`openai` backend: retries on 429, 5xx and network errors")
     languages: list[LanguageCode] = Field(
         default_factory=lambda: _languages("en"),
         description="Languages the model answers well; others get extractive answers",
     )
+    brand: str | None = Field(None, description="The name the bot speaks for (default: the project folder's name)")
+    voice: dict[LanguageCode, str] = Field(
+        default_factory=dict, description="Persona and brand voice per language, a sentence or two for the prompt"
+    )
+    max_prompt_tokens: int = Field(
+        1536, ge=128, le=131072, description="Token budget of the prompt: older turns, then weaker facts are cut"
+    )
     max_new_tokens: int = Field(96, ge=1, le=4096)
-    temperature: float = Field(0.0, ge=0, le=2)
+    temperature: float = Field(0.0, ge=0, le=2, description="0: greedy; candidates > 1 needs sampling (> 0)")
     top_p: float = Field(1.0, gt=0, le=1)
     repetition_penalty: float = Field(
         1.0, ge=1, le=2, description="Above 1 also penalises copying the facts from the prompt"
     )
-    candidates: int = Field(1, ge=1, le=8)
+    frequency_penalty: float = Field(0.0, ge=-2, le=2, description="As in the OpenAI API; only generated tokens")
+    presence_penalty: float = Field(0.0, ge=-2, le=2, description="As in the OpenAI API; only generated tokens")
+    stop: list[str] = Field(default_factory=list, description="Stop sequences")
+    seed: int | None = Field(0, description="Sampling seed; null for a new draw each time")
+    candidates: int = Field(1, ge=1, le=8, description="Answers generated per question, reranked, the best kept")
+    reward_model: bool = Field(True, description="Rerank with the trained reward model (`kefu train reward`) if any")
+    stream: bool = Field(True, description="Stream answers sentence by sentence to channels that can show them")
+
+    @model_validator(mode="after")
+    def _backend_needs(self) -> GeneratorConfig:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("`backend: openai` needs `base_url`, e.g. http://localhost:8000/v1")
+        if self.candidates > 1 and self.temperature == 0:
+            raise ValueError("`candidates` above 1 needs sampling: set `temperature` above 0 (e.g. 0.7)")
+        return self
 
 
 class SafetyConfig(_Section):

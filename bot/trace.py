@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from bot.events import PolicyDecision
 from bot.types import Candidate, DecisionRecord, Fact, NluResult, SafetyVerdict, StageRecord, Trace
 
+PartialSink = Callable[[str, str], None]  # (reply id, text): a piece of a reply, shown before the turn ends
+
 
 class TraceRecorder:
     """The `TraceSink` of one turn."""
 
-    def __init__(self, conversation_id: str) -> None:
+    def __init__(self, conversation_id: str, *, on_partial: PartialSink | None = None) -> None:
         self.trace_id = uuid.uuid4().hex
+        self._on_partial = on_partial
         self._conversation_id = conversation_id
         self._stages: list[StageRecord] = []
         self._decisions: list[DecisionRecord] = []
@@ -44,6 +47,14 @@ class TraceRecorder:
 
     def add_verdicts(self, verdicts: Sequence[SafetyVerdict]) -> None:
         self._verdicts.extend(verdicts)
+
+    @property
+    def streaming(self) -> bool:
+        return self._on_partial is not None
+
+    def partial(self, reply_id: str, text: str) -> None:
+        if self._on_partial is not None:
+            self._on_partial(reply_id, text)
 
     def freeze(self) -> Trace:
         return Trace(

@@ -12,7 +12,7 @@ from bot.errors import ActionError
 from bot.events import ActionExecuted, BotUttered, Event, RiskFlagged, SafetyBlocked, Session, UserUttered
 from bot.nlu.payload import parse_payload
 from bot.protocols import NLU, Action
-from bot.trace import TraceRecorder
+from bot.trace import PartialSink, TraceRecorder
 from bot.types import ACTION_LISTEN, LANGUAGE_SLOT, Domain, Language, Message, Reply, SafetyVerdict, Trace
 from policies.ensemble import PolicyEnsemble
 from safety.pipeline import SafetyPipeline
@@ -40,9 +40,12 @@ class TurnResult:
     trace: Trace
 
 
-async def run_turn(parts: TurnParts, session: Session, message: Message) -> TurnResult:
-    """Process one user message against a loaded session; the caller commits `result.session`."""
-    trace = TraceRecorder(message.conversation_id)
+async def run_turn(
+    parts: TurnParts, session: Session, message: Message, *, on_partial: PartialSink | None = None
+) -> TurnResult:
+    """Process one user message against a loaded session; the caller commits `result.session`.
+    A streaming channel passes `on_partial` to show generated text sentence by sentence, as it is checked."""
+    trace = TraceRecorder(message.conversation_id, on_partial=on_partial)
     with trace.stage("input_safety"):
         screened = parts.input_safety.run(message.text, stage="input", session=session)
     trace.add_verdicts(screened.verdicts)
@@ -62,7 +65,14 @@ async def run_turn(parts: TurnParts, session: Session, message: Message) -> Turn
         session = session.with_events(extract_slots(parts.domain, session, nlu))
         session = await _act(parts, session, trace)
     replies = tuple(
-        Reply(text=e.text, buttons=e.buttons, fact_ids=e.fact_ids, trace_id=trace.trace_id, template=e.template)
+        Reply(
+            text=e.text,
+            buttons=e.buttons,
+            fact_ids=e.fact_ids,
+            trace_id=trace.trace_id,
+            template=e.template,
+            reply_id=e.reply_id,
+        )
         for e in session.new_events
         if isinstance(e, BotUttered)
     )

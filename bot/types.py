@@ -90,6 +90,7 @@ class Fact:
     citation: str
     language: Language | None = None
     exact: bool = False  # the retriever vouches that `text` answers the query as written
+    title: str = ""  # what it answers, as a person would ask it (an FAQ question, a section heading)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +126,7 @@ class Reply:
     fact_ids: tuple[str, ...] = ()
     trace_id: str = ""
     template: str | None = None
+    reply_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)

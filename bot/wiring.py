@@ -23,8 +23,12 @@ from bot.actions.forms import FormAction, FormRules
 from bot.actions.responses import ResponseAction, ResponseRenderer
 from bot.actions.sources import custom_actions
 from bot.errors import ConfigError, ProjectError
-from bot.generation.prompts import PromptBuilder
-from bot.generation.transformers_lm import TransformersGenerator
+from bot.generation.chat import ChatGenerator, ChatModel
+from bot.generation.openai_http import OpenAIChat
+from bot.generation.prompts import Persona, PromptBuilder
+from bot.generation.rerank import RewardReranker
+from bot.generation.reward import META_FILE, RewardModel
+from bot.generation.transformers_lm import PACKAGED_SMOLLM2, TransformersChat
 from bot.nlu.embedder import E5Embedder
 from bot.nlu.extractors import RULE_DIMENSIONS
 from bot.nlu.network import NetworkConfig
@@ -80,6 +84,14 @@ class Project:
     @property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @property
+    def reward_dir(self) -> Path:
+        return self.data_dir / "models" / "reward"
+
+    @property
+    def generator_dir(self) -> Path:
+        return self.data_dir / "models" / "generator"
 
     @property
     def fallback_threshold(self) -> float:
@@ -230,21 +242,20 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     embedder = E5Embedder()
     nlu = project_nlu(project, embedder=embedder, settings=settings)
     retriever = knowledge_base(project, embedder)
-    generator = _generator(project)
+    generator = generator_for(project, settings)
     domain = project.files.domain
     renderer = ResponseRenderer(domain)
-    answer = AnswerAction(retriever, generator, renderer, _answer_options(config), grounding=GroundingCheck())
+    checks = _safety_checks(project)
+    reranker = _reranker(project, generator, embedder)
+    answer = AnswerAction(
+        retriever, generator, renderer, _answer_options(config), checks=[GroundingCheck(), *checks], reranker=reranker
+    )
     actions = _actions(project, renderer, answer)
     policies = dialogue_policies(project)
-    checks = _safety_checks(project)
     parts = TurnParts(domain, nlu, policies, actions, SafetyPipeline(checks), SafetyPipeline(checks))
-    store, embedded = _session_store(project, settings)
-    bot = Bot(
-        parts,
-        store,
-        max_message_chars=settings.max_message_chars,
-        warm_ups=(nlu.warm_up, policies.warm_up, retriever.warm_up),
-    )
+    store, embedded = session_store(project, settings)
+    warm_ups = (nlu.warm_up, policies.warm_up, retriever.warm_up, *([reranker.warm_up] if reranker else []))
+    bot = Bot(parts, store, max_message_chars=settings.max_message_chars, warm_ups=warm_ups)
     return Runtime(project, bot, embedded, generator, retriever)
 
 
@@ -255,12 +266,32 @@ def knowledge_base(project: Project, embedder: Embedder) -> KnowledgeBase:
     return KnowledgeBase(project.root / "knowledge", embedder, index_dir=project.index_dir, options=options)
 
 
-def _generator(project: Project) -> Generator | None:
+def generator_for(project: Project, settings: Settings) -> ChatGenerator | None:
+    """The configured chat model (local or OpenAI-compatible) with the project's prompts; None for `backend: none`."""
     config = project.config.generator
     if config.backend == "none":
         return None
-    prompts = PromptBuilder(project.root / "prompts", brand=project.root.name)
-    return TransformersGenerator(config.model, gguf_file=config.gguf_file, prompts=prompts)
+    persona = Persona(config.brand or project.root.name, config.voice)
+    prompts = PromptBuilder(project.root / "prompts", persona=persona, max_prompt_tokens=config.max_prompt_tokens)
+    model: ChatModel
+    if config.backend == "openai":
+        assert config.base_url is not None  # the settings validated it
+        key = settings.generator_api_key.get_secret_value() if settings.generator_api_key else None
+        model = OpenAIChat(config.base_url, config.model, api_key=key, timeout=config.timeout, retries=config.retries)
+    else:
+        local = project.root / config.model  # a model folder inside the project, e.g. .kefu/models/generator
+        reference = str(local) if config.model != PACKAGED_SMOLLM2 and local.is_dir() else config.model
+        model = TransformersChat(reference, gguf_file=config.gguf_file, quantization=config.quantization)
+    return ChatGenerator(model, prompts)
+
+
+def _reranker(project: Project, generator: ChatGenerator | None, embedder: Embedder) -> RewardReranker | None:
+    """The trained reward model when there is one and it is wanted; None means the heuristic ranking."""
+    if generator is None or not project.config.generator.reward_model:
+        return None
+    if not (project.reward_dir / META_FILE).exists():
+        return None
+    return RewardReranker(RewardModel(project.reward_dir, embedder), generator.messages)
 
 
 def _answer_options(config: ProjectConfig) -> AnswerOptions:
@@ -270,6 +301,10 @@ def _answer_options(config: ProjectConfig) -> AnswerOptions:
         temperature=generator.temperature,
         top_p=generator.top_p,
         repetition_penalty=generator.repetition_penalty,
+        frequency_penalty=generator.frequency_penalty,
+        presence_penalty=generator.presence_penalty,
+        stop=tuple(generator.stop),
+        seed=generator.seed,
     )
     return AnswerOptions(
         min_score=config.knowledge.min_score,
@@ -277,6 +312,7 @@ def _answer_options(config: ProjectConfig) -> AnswerOptions:
         generator_languages=tuple(generator.languages),
         candidates=generator.candidates,
         params=params,
+        stream=generator.stream,
     )
 
 
@@ -354,7 +390,7 @@ def _safety_checks(project: Project) -> list[SafetyCheck]:
     return checks
 
 
-def _session_store(project: Project, settings: Settings) -> tuple[RedisSessionStore, EmbeddedRedis | None]:
+def session_store(project: Project, settings: Settings) -> tuple[RedisSessionStore, EmbeddedRedis | None]:
     domain_session = project.files.domain.session
     carried = project.config.dialogue.carry_over_slots
     options = StoreOptions(

@@ -174,15 +174,33 @@ class KnowledgeBase:
         found.sort(key=lambda pair: (not pair[1].exact, -pair[0]))
         return [*facts, *(fact for _, fact in found[:room])]
 
-    def _faq_fact(self, entry: FaqEntry, hit: Hit, first: bool) -> Fact:
+    def lookup(self, ids: Iterable[str], language: Language | None = None) -> list[Fact]:
+        """The facts with these ids as the current knowledge states them (score 1); unknown ids are left out."""
+        snapshot = self._current()
+        found: list[Fact] = []
+        for fact_id in ids:
+            if fact_id.startswith("kg:"):
+                fact = snapshot.graph.fact(fact_id, language or "zh")
+            elif fact_id in snapshot.faq:
+                fact = self._faq_fact(snapshot.faq[fact_id], None, False)
+            elif fact_id in snapshot.chunks:
+                fact = _doc_fact(snapshot.chunks[fact_id], None)
+            else:
+                fact = None
+            if fact is not None:
+                found.append(fact)
+        return found
+
+    def _faq_fact(self, entry: FaqEntry, hit: Hit | None, first: bool) -> Fact:
         return Fact(
             id=entry.id,
             text=entry.answer,
             source="faq",
-            score=hit.similarity,
+            score=hit.similarity if hit else 1.0,
             citation=f"faq:{entry.id}",
             language=entry.lang,
-            exact=first and hit.similarity >= self.options.exact_threshold,
+            exact=hit is not None and first and hit.similarity >= self.options.exact_threshold,
+            title=entry.question,
         )
 
     def _current(self) -> _Snapshot:
@@ -198,14 +216,15 @@ def _faq_units(entries: Iterable[FaqEntry]) -> list[Unit]:
     ]
 
 
-def _doc_fact(chunk: DocChunk, hit: Hit) -> Fact:
+def _doc_fact(chunk: DocChunk, hit: Hit | None) -> Fact:
     return Fact(
         id=chunk.id,
         text=chunk.text,
         source="doc",
-        score=hit.similarity,
+        score=hit.similarity if hit else 1.0,
         citation=chunk.citation,
         language=chunk.lang,
+        title=chunk.citation.rsplit(" › ", 1)[-1],
     )
 
 

@@ -208,6 +208,17 @@ class KnowledgeGraph:
         entity = self.entities.get(obj)
         return entity.name(language) if entity else obj
 
+    def fact(self, fact_id: str, language: Language) -> Fact | None:
+        """The fact an id of this graph names (`kg:S`, `kg:S|r`, `kg:S|r1|r2`), None if the graph lacks it."""
+        subject, *relations = fact_id.removeprefix("kg:").split("|")
+        if subject not in self.entities or any(r not in self.relations for r in relations):
+            return None
+        if not relations:
+            return self._overview(subject, language)
+        if len(relations) == 1:
+            return self._fact(subject, relations[0], language) if self.objects(subject, relations[0]) else None
+        return self._chain_fact(subject, relations[0], relations[1], language) if len(relations) == 2 else None
+
     def _fact(self, subject: str, relation: str, language: Language) -> Fact:
         objects = ";".join(self.objects(subject, relation))
         return Fact(

@@ -1,21 +1,35 @@
-"""`action_answer`: knowledge first. An exact FAQ or knowledge-graph answer is used as written; otherwise
-the generator answers from the retrieved facts; with no usable fact the bot says it does not know."""
+"""`action_answer`: knowledge first. An exact FAQ or knowledge-graph answer is used as written; otherwise N
+candidates are generated from the retrieved facts, reranked, and the best one that passes the output checks
+(grounding included) is said. When none does, the bot offers the closest FAQ questions, quotes the one close
+fact, or says it does not know and offers a human. It never states what the facts do not."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from bot.actions.answer_stream import stream_checked
 from bot.actions.responses import ResponseRenderer
 from bot.errors import GenerationError
 from bot.events import BotUttered, Event, Session, UserUttered
+from bot.generation.rerank import HeuristicReranker, Reranker
+from bot.generation.sentences import complete_sentences
 from bot.protocols import DecodingParams, Generator, PromptContext, Retriever, SafetyCheck, TraceSink
-from bot.types import LANGUAGE_SLOT, Candidate, Domain, Fact, Language
+from bot.types import LANGUAGE_SLOT, Button, Candidate, Domain, Fact, Language
+from safety.pipeline import SafetyPipeline
 
 log = logging.getLogger(__name__)
 
 HISTORY_TURNS = 4
+MAX_CHOICES = 3
+_DID_YOU_MEAN = {"zh": "您是想问下面哪个问题？", "en": "Did you mean one of these?"}
+_NO_ANSWER = {
+    "zh": "抱歉，这个问题我暂时没有找到答案。需要为您转接人工客服吗？",
+    "en": "Sorry, I couldn't find an answer to that. Would you like me to connect you with a human agent?",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +39,7 @@ class AnswerOptions:
     generator_languages: tuple[Language, ...] = ("en",)
     candidates: int = 1
     params: DecodingParams = field(default_factory=DecodingParams)
+    stream: bool = True
 
 
 class AnswerAction:
@@ -37,13 +52,15 @@ class AnswerAction:
         renderer: ResponseRenderer,
         options: AnswerOptions = AnswerOptions(),
         *,
-        grounding: SafetyCheck | None = None,
+        checks: Sequence[SafetyCheck] = (),
+        reranker: Reranker | None = None,
     ) -> None:
         self._retriever = retriever
         self._generator = generator
         self._renderer = renderer
         self._options = options
-        self._grounding = grounding
+        self._checks = SafetyPipeline(checks)
+        self._reranker = reranker or HeuristicReranker()
 
     async def run(self, session: Session, domain: Domain, trace: TraceSink) -> list[Event]:
         message = session.latest_message()
@@ -59,46 +76,83 @@ class AnswerAction:
             )
         trace.add_facts(facts)
         usable = [f for f in facts if f.exact or f.score >= self._options.min_score]
-        if usable and usable[0].exact:
+        if not usable:
+            return [self._no_answer(session, language)]
+        if usable[0].exact:
             return [_quote(usable[0])]
-        if usable and self._generator is not None and language in self._options.generator_languages:
-            candidate = await self._generate(session, question, usable, language, trace)
-            if candidate is not None:
-                return [BotUttered(text=candidate.text, fact_ids=candidate.fact_ids, template="generated")]
-        if usable:  # no generator for this language, or no grounded candidate: the closest fact as written
-            return [BotUttered(text=usable[0].text, fact_ids=(usable[0].id,), template=f"knowledge:{usable[0].source}")]
-        return (
-            [self._renderer.render("utter_no_answer", session.slots)] if self._renderer.has("utter_no_answer") else []
-        )
+        if self._generator is not None and language in self._options.generator_languages:
+            context = PromptContext(question, tuple(usable), language, _history(session), _slots(session))
+            said = await self._generated(context, session, trace)
+            if said is not None:
+                return [said]
+        return [self._without_generation(usable, session, language)]
 
-    async def _generate(
-        self, session: Session, question: str, facts: list[Fact], language: Language, trace: TraceSink
-    ) -> Candidate | None:
-        if self._generator is None:
-            return None
-        context = PromptContext(question, tuple(facts), language, _history(session), dict(session.slots))
-        with trace.stage("generation", self._generator.name):
-            try:
-                candidates = await asyncio.to_thread(
-                    self._generator.generate, context, n=self._options.candidates, params=self._options.params
+    async def _generated(self, context: PromptContext, session: Session, trace: TraceSink) -> BotUttered | None:
+        assert self._generator is not None
+        try:
+            if trace.streaming and self._options.stream and self._options.candidates == 1:
+                return await stream_checked(
+                    self._generator, context, self._options.params, self._checks, session, trace
                 )
-            except GenerationError as err:  # the facts are still there to quote
-                log.warning("generation failed, quoting the best fact instead: %s", err)
-                return None
-        trace.add_candidates(candidates)
-        grounded = [c for c in candidates if c.text.strip() and self._is_grounded(c, session, facts, trace)]
-        return max(grounded, key=lambda c: c.score) if grounded else None
+            return await self._best_candidate(context, session, trace)
+        except GenerationError as err:  # the facts are still there to quote
+            log.warning("generation failed, answering without it: %s", err)
+            return None
 
-    def _is_grounded(self, candidate: Candidate, session: Session, facts: list[Fact], trace: TraceSink) -> bool:
-        if self._grounding is None:
-            return True
-        verdict = self._grounding.check(candidate.text, stage="output", session=session, facts=facts)
-        trace.add_verdicts([verdict])
-        return verdict.allowed
+    async def _best_candidate(self, context: PromptContext, session: Session, trace: TraceSink) -> BotUttered | None:
+        """Generate N candidates, rerank them, and say the best one that passes the output checks."""
+        assert self._generator is not None
+        with trace.stage("generation", self._generator.name):
+            candidates = await asyncio.to_thread(
+                self._generator.generate, context, n=self._options.candidates, params=self._options.params
+            )
+        candidates = [dataclasses.replace(c, text=_finished(c)) for c in candidates if c.text.strip()]
+        with trace.stage("rerank", self._reranker.name):
+            scores = await asyncio.to_thread(self._reranker.score, context, candidates) if candidates else []
+        ranked = sorted(
+            (dataclasses.replace(c, score=s) for c, s in zip(candidates, scores, strict=True)), key=lambda c: -c.score
+        )
+        trace.add_candidates(ranked)
+        for candidate in ranked:
+            outcome = self._checks.run(candidate.text, stage="output", session=session, facts=context.facts)
+            trace.add_verdicts(outcome.verdicts)
+            if outcome.allowed:
+                return BotUttered(text=outcome.text, fact_ids=candidate.fact_ids, template="generated")
+        return None
+
+    def _without_generation(self, usable: list[Fact], session: Session, language: Language) -> BotUttered:
+        """No generator for the language, or no candidate survived: offer the closest questions or quote."""
+        titles = list(dict.fromkeys(f.title for f in usable if f.source == "faq" and f.title))[:MAX_CHOICES]
+        if len(titles) > 1:
+            buttons = tuple(Button(title=title, payload=title) for title in titles)
+            if self._renderer.has("utter_did_you_mean"):
+                prompt = self._renderer.render("utter_did_you_mean", session.slots)
+                return dataclasses.replace(prompt, buttons=prompt.buttons + buttons)
+            return BotUttered(text=_DID_YOU_MEAN[language], buttons=buttons, template="did_you_mean")
+        return _quote(usable[0])
+
+    def _no_answer(self, session: Session, language: Language) -> BotUttered:
+        if self._renderer.has("utter_no_answer"):
+            return self._renderer.render("utter_no_answer", session.slots)
+        return BotUttered(text=_NO_ANSWER[language], template="utter_no_answer")
 
 
 def _quote(fact: Fact) -> BotUttered:
     return BotUttered(text=fact.text, fact_ids=(fact.id,), template=f"knowledge:{fact.source}")
+
+
+def _finished(candidate: Candidate) -> str:
+    """A candidate the token limit cut keeps its complete sentences only."""
+    return complete_sentences(candidate.text) if candidate.finish_reason == "length" else candidate.text.strip()
+
+
+def _slots(session: Session) -> dict[str, object]:
+    """What the prompt may mention about the request: filled slots, not bookkeeping ones."""
+    return {
+        name: value
+        for name, value in session.slots.items()
+        if value is not None and name != LANGUAGE_SLOT and not name.startswith(("requested_", "_"))
+    }
 
 
 def _history(session: Session) -> tuple[tuple[str, str], ...]:

@@ -1,25 +1,37 @@
-"""Rasa's REST channel: `POST /webhooks/rest/webhook` with `{"sender", "message"}`, answered with a JSON list."""
+"""Rasa's REST channel: `POST /webhooks/rest/webhook` with `{"sender", "message"}`, answered with a JSON list;
+`POST /webhooks/rest/stream`, the same request answered as server-sent events: `partial` events carry a
+generated reply sentence by sentence as each passes the output checks, then one `message` event per reply and
+`done`; and `POST /webhooks/rest/feedback`: thumbs on a reply (its `kefu.id`) or CSAT for the conversation."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from bot.errors import BadRequestError
+from bot.events import FeedbackGiven
 from bot.runtime import BotAnswer
 from bot.types import Message
 
 MAX_BODY_BYTES = 64 * 1024
 
 
+OnFeedback = Callable[[str, FeedbackGiven], Awaitable[None]]
+
+
 class RestChannel:
     name = "rest"
+
+    def __init__(self, on_feedback: OnFeedback | None = None) -> None:
+        self._on_feedback = on_feedback
 
     def routes(self, on_message: Any) -> list[Route]:
         async def webhook(request: Request) -> JSONResponse:
@@ -30,19 +42,82 @@ class RestChannel:
             answer: BotAnswer = await on_message(message)
             return JSONResponse([_rasa_message(message.sender_id, reply) for reply in answer.replies])
 
-        return [Route("/webhooks/rest/webhook", webhook, methods=["POST"])]
+        async def stream(request: Request) -> Response:
+            try:
+                message = parse_request(await request.body())
+            except BadRequestError as err:
+                return JSONResponse({"error": str(err)}, status_code=400)
+            return StreamingResponse(
+                _events(on_message, message), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+            )
+
+        async def feedback(request: Request) -> JSONResponse:
+            try:
+                sender, event = parse_feedback(await request.body())
+                if self._on_feedback is None:
+                    return JSONResponse({"error": "this server records no feedback"}, status_code=404)
+                await self._on_feedback(sender, event)
+            except BadRequestError as err:
+                return JSONResponse({"error": str(err)}, status_code=400)
+            return JSONResponse({"recorded": True})
+
+        return [
+            Route("/webhooks/rest/webhook", webhook, methods=["POST"]),
+            Route("/webhooks/rest/stream", stream, methods=["POST"]),
+            Route("/webhooks/rest/feedback", feedback, methods=["POST"]),
+        ]
+
+
+def parse_feedback(body: bytes) -> tuple[str, FeedbackGiven]:
+    """`{"sender", "reply_id", "rating"}` (thumbs: 1 or -1) or `{"sender", "csat": 1-5}`, with an optional
+    "comment": the conversation and the event, or BadRequestError saying what is wrong."""
+    data = _json_object(body, '{"sender": "id", "reply_id": "...", "rating": 1}')
+    sender = data.get("sender")
+    if not isinstance(sender, str) or not sender.strip():
+        raise BadRequestError('"sender" must be a non-empty string identifying the conversation')
+    comment = data.get("comment", "")
+    if not isinstance(comment, str) or len(comment) > 2000:
+        raise BadRequestError('"comment" must be a string of at most 2000 characters')
+    if "csat" in data:
+        csat = data["csat"]
+        if not isinstance(csat, int) or isinstance(csat, bool):
+            raise BadRequestError('"csat" must be an integer from 1 to 5')
+        return sender, FeedbackGiven(rating=csat, kind="csat", comment=comment)
+    rating, reply_id = data.get("rating"), data.get("reply_id")
+    if rating not in (1, -1) or isinstance(rating, bool) or not isinstance(reply_id, str):
+        raise BadRequestError('thumbs need "reply_id" (the "kefu.id" of a reply) and "rating" 1 or -1')
+    return sender, FeedbackGiven(rating=int(rating), kind="thumbs", reply_id=reply_id, comment=comment)
+
+
+async def _events(on_message: Any, message: Message) -> AsyncIterator[str]:
+    """Server-sent events of one turn: the partial text as the turn produces it, then the replies."""
+    queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
+    turn = asyncio.ensure_future(on_message(message, on_partial=lambda rid, text: queue.put_nowait((rid, text))))
+    try:
+        while not turn.done() or not queue.empty():
+            getter = asyncio.ensure_future(queue.get())
+            await asyncio.wait({getter, turn}, return_when=asyncio.FIRST_COMPLETED)
+            if getter.done():
+                reply_id, text = getter.result()
+                yield _sse("partial", {"reply_id": reply_id, "text": text})
+            else:
+                getter.cancel()
+        answer: BotAnswer = turn.result()
+        for reply in answer.replies:
+            yield _sse("message", _rasa_message(message.sender_id, reply))
+        yield _sse("done", {"duplicate": answer.duplicate})
+    finally:
+        if not turn.done():  # the client went away: the turn still completes and is committed
+            await asyncio.shield(turn)
+
+
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
 def parse_request(body: bytes) -> Message:
     """The Message in a REST request body, or BadRequestError saying what is wrong with it."""
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequestError(f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
-    try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise BadRequestError(f'body is not JSON ({err}); send {{"sender": "id", "message": "text"}}') from err
-    if not isinstance(data, dict):
-        raise BadRequestError('body must be a JSON object like {"sender": "id", "message": "text"}')
+    data = _json_object(body, '{"sender": "id", "message": "text"}')
     sender, text = data.get("sender"), data.get("message")
     if not isinstance(sender, str) or not sender.strip():
         raise BadRequestError('"sender" must be a non-empty string identifying the conversation')
@@ -61,9 +136,25 @@ def parse_request(body: bytes) -> Message:
     )
 
 
+def _json_object(body: bytes, example: str) -> dict[str, Any]:
+    if len(body) > MAX_BODY_BYTES:
+        raise BadRequestError(f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise BadRequestError(f"body is not JSON ({err}); send {example}") from err
+    if not isinstance(data, dict):
+        raise BadRequestError(f"body must be a JSON object like {example}")
+    return data
+
+
 def _rasa_message(recipient: str, reply: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"recipient_id": recipient, "text": reply.text}
     if reply.buttons:
         out["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
-    out["kefu"] = {"trace_id": reply.trace_id, "fact_ids": list(reply.fact_ids), "id": uuid.uuid4().hex[:12]}
+    out["kefu"] = {
+        "trace_id": reply.trace_id,
+        "fact_ids": list(reply.fact_ids),
+        "id": reply.reply_id or uuid.uuid4().hex[:12],
+    }
     return out

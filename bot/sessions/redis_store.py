@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -21,6 +22,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from bot.errors import LockTimeoutError, SessionStoreError, StaleSessionError
 from bot.events import Event, Session, SessionStarted, SessionState, SlotSet, decode_event, encode_event
+
+log = logging.getLogger(__name__)
 
 _LOAD = """
 local start = tonumber(redis.call('HGET', KEYS[2], 'start') or '0')
@@ -36,6 +39,11 @@ if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[2]) then return {err='version ch
 local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 5))
 redis.call('HSET', KEYS[2], 'state', ARGV[3], 'start', ARGV[4], 'version', n)
 return n
+"""
+
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
 """
 
 _UNLOCK = """
@@ -77,6 +85,7 @@ class RedisSessionStore:
         self._load_script = client.register_script(_LOAD)
         self._commit_script = client.register_script(_COMMIT)
         self._unlock_script = client.register_script(_UNLOCK)
+        self._extend_script = client.register_script(_EXTEND)
 
     @asynccontextmanager
     async def lock(self, conversation_id: str) -> AsyncIterator[str]:
@@ -93,10 +102,24 @@ class RedisSessionStore:
                 )
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
+        keeper = asyncio.create_task(self._keep_locked(lock_key, token))
         try:
             yield token
         finally:
+            keeper.cancel()
             await self._call(self._unlock_script(keys=[lock_key], args=[token]))
+
+    async def _keep_locked(self, lock_key: str, token: str) -> None:
+        """Extend the lock while its turn runs (a generated answer may take longer than the TTL); a process
+        that dies stops extending, and its lock expires after at most one TTL."""
+        ttl = self._options.lock_ttl_ms
+        while True:
+            await asyncio.sleep(ttl / 3000)
+            try:
+                if not await self._extend_script(keys=[lock_key], args=[token, ttl]):
+                    return  # lost already: the commit will be refused and the turn retried
+            except RedisError:
+                log.warning("could not extend a conversation lock; it may expire under a slow turn")
 
     async def load(self, conversation_id: str) -> Session:
         """The conversation's current session; starts a new one after inactivity (old events stay archived)."""
@@ -143,6 +166,13 @@ class RedisSessionStore:
         """Every stored event of the conversation, archived sessions included."""
         raw = await self._call(self._redis.lrange(keys(conversation_id)[0], 0, -1))
         return [decode_event(r) for r in raw]
+
+    async def conversations(self, batch: int = 500) -> AsyncIterator[tuple[str, list[Event]]]:
+        """Every stored conversation with all its events, for exports (SCAN: the server stays responsive)."""
+        async for key in self._redis.scan_iter(match="kefu:{*}:events", count=batch):
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            raw = await self._call(self._redis.lrange(key, 0, -1))
+            yield name[len("kefu:{") : -len("}:events")], [decode_event(r) for r in raw]
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 
 import pytest
@@ -85,11 +86,25 @@ async def test_commit_after_the_lock_expired_is_rejected(redis_client: aioredis.
     conversation = cid()
     async with store.lock(conversation) as token:
         session = await store.load(conversation)
-        await asyncio.sleep(0.1)
+        time.sleep(0.1)  # noqa: ASYNC251 (a stalled process: its loop cannot extend the lock)
         async with store.lock(conversation):  # the next turn takes over the expired lock
             with pytest.raises(StaleSessionError, match="lock lost"):
                 await store.commit(session.with_events([UserUttered(text="late")]), token)
     assert await store.history(conversation) == []
+
+
+async def test_a_slow_turn_keeps_its_lock_past_the_ttl(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client, StoreOptions(lock_ttl_ms=90, lock_wait_s=0.05))
+    conversation = cid()
+    async with store.lock(conversation) as token:
+        session = await store.load(conversation)
+        await asyncio.sleep(0.4)  # a generated answer: longer than the TTL, the loop free meanwhile
+        with pytest.raises(LockTimeoutError):  # nobody else got in
+            async with store.lock(conversation):
+                pass
+        await store.commit(session.with_events([UserUttered(text="slow but sure")]), token)
+    assert [e.text for e in await store.history(conversation) if isinstance(e, UserUttered)] == ["slow but sure"]
+    assert await redis_client.exists(keys(conversation)[2]) == 0  # released, and the keeper stopped
 
 
 async def test_lock_wait_is_bounded(redis_client: aioredis.Redis) -> None:

@@ -67,12 +67,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--force", action="store_true", help="retrain even if the data did not change")
     learning = train.add_argument_group("reward and generator")
-    learning.add_argument("--file", type=Path, default=None, help="reward: preference pairs (JSONL)")
+    learning.add_argument(
+        "--file", type=Path, default=None, help="reward: preference pairs (JSONL); safety: the COLD folder"
+    )
     learning.add_argument("--sft", type=Path, default=None, help="generator: SFT records (default: the export)")
     learning.add_argument("--preferences", type=Path, default=None, help="generator: pairs for DPO")
     learning.add_argument("--method", choices=("sft", "dpo", "sft+dpo"), default="sft", help="generator: how")
     learning.add_argument("--full", action="store_true", help="generator: tune every weight, not LoRA adapters")
     learning.add_argument("--epochs", type=int, default=2, help="generator: passes over the data")
+    learning.add_argument("--limit", type=int, default=None, help="safety: at most this many COLD training rows")
     export = command("export", _export, "write training data from the stored conversations' feedback", _EXPORT_USAGE)
     export.add_argument("--out", type=Path, default=None, help="the JSONL file (default: PROJECT/.kefu/exports/)")
     serve = command("serve", _serve, "serve the project's generator over the OpenAI chat-completions API")
@@ -100,15 +103,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     nlu.add_argument("--json", action="store_true", help="print the results as one JSON object on stdout")
     nlu.add_argument(
-        "--out", type=Path, default=None, metavar="DIR", help="report folder (default: PROJECT/.kefu/reports/nlu)"
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="report folder (default: PROJECT/.kefu/reports/nlu, .../safety)",
     )
     return parser
 
 
 # `kefu train` and `kefu test` take an optional first word; a first word that is none of these is the project.
 _WORDS = {
-    "train": ("nlu", "core", "knowledge", "reward", "generator"),
-    "test": ("nlu", "stories", "knowledge", "generation"),
+    "train": ("nlu", "core", "knowledge", "reward", "generator", "safety"),
+    "test": ("nlu", "stories", "knowledge", "generation", "safety"),
     "export": ("sft", "preferences"),
     "serve": ("generator",),
 }
@@ -122,7 +129,10 @@ _TRAIN_USAGE = """\
                                   train the reward model that reranks generated answers, from
                                   `kefu export preferences` (or F)
   kefu train generator [PROJECT] [--method sft|dpo|sft+dpo] [--full] [--epochs N]
-                                  fine-tune the local generator (LoRA) on `kefu export sft`/`preferences`"""
+                                  fine-tune the local generator (LoRA) on `kefu export sft`/`preferences`
+  kefu train safety [PROJECT] [--file COLD_DIR] [--limit N]
+                                  train the abuse classifier on COLD (default ../shared/data/cold)
+                                  plus kefu's English examples"""
 _EXPORT_USAGE = """\
   kefu export sft [PROJECT] [--out F]          replies customers or operators approved, as TRL
                                                prompt/completion JSONL
@@ -141,6 +151,9 @@ _TEST_USAGE = """\
   kefu test generation [PROJECT] [--file F] [--json]
                                      faithfulness, answer relevance and correct "I don't know"s on
                                      F (question,lang,answerable,expected), else tests/generation_queries.csv
+  kefu test safety [PROJECT] [--file F] [--json] [--out DIR]
+                                     red-team refusal rates on F (text,should_refuse,category,lang),
+                                     else tests/redteam.csv; writes a chart per category
 
 A project folder named like one of the words is written with a path: kefu test ./nlu"""
 
@@ -183,6 +196,10 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     what, path = _what(args, "train")
     if what in ("reward", "generator"):
         return _train_learning(what, path, args, settings)
+    if what == "safety":
+        from bot.safety_cli import run_train_safety
+
+        return run_train_safety(path, settings, data=args.file, force=args.force, limit=args.limit)
     parts = ("nlu", "core", "knowledge") if what is None else (what,)
     project = open_project(path, settings)
     summary = train(project, force=args.force, progress=True, parts=parts)
@@ -325,6 +342,10 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         from bot.knowledge_cli import run_knowledge_test
 
         return run_knowledge_test(project, settings, file=args.file, as_json=args.json)
+    if what == "safety":
+        from bot.safety_cli import run_test_safety
+
+        return run_test_safety(project, settings, file=args.file, as_json=args.json, out=args.out)
     if what == "generation":
         from bot.generation_cli import run_test_generation
 

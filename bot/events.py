@@ -104,11 +104,15 @@ class BotUttered(Event):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SafetyBlocked(Event):
+    """A check vetoed a text: the customer's message (input) or a reply (output); `action` is what followed."""
+
     type_name: ClassVar[str] = "safety_blocked"
     check: str
     stage: str
     category: str = ""
     reason: str = ""
+    action: str = "block"
+    rule: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

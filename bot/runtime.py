@@ -15,6 +15,7 @@ from bot.sessions.redis_store import RedisSessionStore
 from bot.trace import PartialSink
 from bot.turn import TurnParts, run_turn
 from bot.types import Message, Reply, Trace
+from safety.audit import AuditLog, audit_records
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +41,11 @@ class Bot:
         *,
         max_message_chars: int = 4000,
         warm_ups: tuple[Callable[[], None], ...] = (),
+        audit: AuditLog | None = None,
     ) -> None:
         self.parts = parts
         self.store = store
+        self.audit = audit
         self._max_chars = max_message_chars
         self._warm_ups = warm_ups
         self._traces: OrderedDict[str, Trace] = OrderedDict()
@@ -115,6 +118,7 @@ class Bot:
             result = await run_turn(self.parts, session, message, on_partial=on_partial)
             await self.store.commit(result.session, token)
         self._remember(result.trace)
+        self._audit(result.trace)
         return BotAnswer(result.replies, result.trace)
 
     async def _failed(self, message: Message, err: Exception) -> BotAnswer:
@@ -127,6 +131,14 @@ class Bot:
         except KefuError:
             log.warning("could not record the failed turn of conversation %s", _ref(message.conversation_id))
         return BotAnswer((Reply(text=_SORRY[language]),), None)
+
+    def _audit(self, trace: Trace) -> None:
+        if self.audit is None:
+            return
+        try:
+            self.audit.write(audit_records(trace.conversation_id, trace.trace_id, trace.verdicts))
+        except KefuError as err:  # the customer still gets the answer; operators see the error
+            log.error("%s", err)
 
     def _remember(self, trace: Trace) -> None:
         self._traces[trace.trace_id] = trace

@@ -133,10 +133,39 @@ class GeneratorConfig(_Section):
         return self
 
 
+BlockAction = Literal["block", "replace", "escalate"]
+_ESCALATE: BlockAction = "escalate"
+
+
+class AbuseConfig(_Section):
+    categories: list[str] = Field(default_factory=lambda: ["abuse"], description="Input blocks that count as abuse")
+    limit: int = Field(3, ge=1, le=20, description="Abusive messages in one session before `then`")
+    then: Literal["handoff", "cooldown"] = Field("handoff", description="Hand off to a human, or pause the bot")
+    cooldown_minutes: float = Field(5, gt=0, le=1440, description="How long a cool-down lasts")
+
+
 class SafetyConfig(_Section):
     pii: bool = True
     lexicon: bool = True
     lexicons: list[str] = Field(default_factory=list, description="Extra lexicon files, relative to the project")
+    injection: bool = Field(True, description="Refuse prompt injection and jailbreak attempts")
+    harm: bool = Field(True, description="Refuse requests for harmful help (violence, fraud, others' data, ...)")
+    pii_leak: bool = Field(True, description="Block replies with personal data that is not the customer's own")
+    prompt_leak: bool = Field(True, description="Block replies that reveal the generator's instructions")
+    toxicity: Literal["auto", "on", "off"] = Field(
+        "auto", description="The trained abuse classifier (`kefu train safety`); auto: when one is trained"
+    )
+    toxicity_threshold: float | None = Field(None, gt=0, lt=1, description="Default: chosen at training")
+    industries: list[Literal["finance", "ecommerce"]] = Field(
+        default_factory=list, description="Compliance rule packs shipped with kefu"
+    )
+    compliance: str | None = Field(None, description="The project's own rules (default: compliance.yml if present)")
+    actions: dict[str, BlockAction] = Field(
+        default_factory=lambda: {"self_harm": _ESCALATE},
+        description="What a block in a category does: refuse (block) or hand off to a human (escalate)",
+    )
+    abuse: AbuseConfig = AbuseConfig()
+    audit: bool = Field(True, description="Append non-trivial verdicts to PROJECT/.kefu/audit/")
 
 
 class SlotValidation(_Section):

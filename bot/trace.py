@@ -42,6 +42,11 @@ class TraceRecorder:
     def add_facts(self, facts: Sequence[Fact]) -> None:
         self._facts.extend(facts)
 
+    def facts_for(self, ids: Sequence[str]) -> list[Fact]:
+        """The facts retrieved this turn that a reply names, for output checks that compare against them."""
+        wanted = set(ids)
+        return [fact for fact in self._facts if fact.id in wanted]
+
     def add_candidates(self, candidates: Sequence[Candidate]) -> None:
         self._candidates.extend(candidates)
 

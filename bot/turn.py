@@ -5,18 +5,41 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.actions.slots import extract_slots
 from bot.errors import ActionError
-from bot.events import ActionExecuted, BotUttered, Event, RiskFlagged, SafetyBlocked, Session, UserUttered
+from bot.events import (
+    ActionExecuted,
+    BotUttered,
+    Event,
+    FormCompleted,
+    HandedOff,
+    RiskFlagged,
+    SafetyBlocked,
+    Session,
+    SlotSet,
+    UserUttered,
+)
 from bot.nlu.payload import parse_payload
 from bot.protocols import NLU, Action
 from bot.trace import PartialSink, TraceRecorder
-from bot.types import ACTION_LISTEN, LANGUAGE_SLOT, Domain, Language, Message, Reply, SafetyVerdict, Trace
+from bot.types import (
+    ACTION_LISTEN,
+    LANGUAGE_SLOT,
+    REQUESTED_SLOT,
+    Domain,
+    Language,
+    Message,
+    Reply,
+    SafetyVerdict,
+    Stage,
+    Trace,
+)
 from policies.ensemble import PolicyEnsemble
-from safety.pipeline import SafetyPipeline
-from safety.refusals import refusal
+from safety.abuse import COOLDOWN_CHECK, AbuseRule
+from safety.pipeline import SafetyOutcome, SafetyPipeline
+from safety.refusals import cooldown, escalation, refusal
 
 MAX_ACTIONS_PER_TURN = 10
 
@@ -31,6 +54,7 @@ class TurnParts:
     actions: Mapping[str, Action]
     input_safety: SafetyPipeline
     output_safety: SafetyPipeline
+    abuse: AbuseRule = field(default_factory=AbuseRule)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +71,7 @@ async def run_turn(
     A streaming channel passes `on_partial` to show generated text sentence by sentence, as it is checked."""
     trace = TraceRecorder(message.conversation_id, on_partial=on_partial)
     with trace.stage("input_safety"):
-        screened = parts.input_safety.run(message.text, stage="input", session=session)
+        screened = _cool_down(parts, session, parts.input_safety.run(message.text, stage="input", session=session))
     trace.add_verdicts(screened.verdicts)
     with trace.stage("nlu"):
         nlu = parse_payload(message.text, parts.domain.intents, session)
@@ -57,10 +81,7 @@ async def run_turn(
     said = UserUttered(text=message.text, message_id=message.message_id, channel=message.channel, nlu=nlu)
     session = session.with_events([said, *_flags(screened.verdicts)])
     if screened.blocked_by is not None:
-        blocked = screened.blocked_by
-        reply = BotUttered(text=refusal(nlu.language, blocked.category), template=f"refusal:{blocked.category}")
-        session = session.with_events([SafetyBlocked(check=blocked.check, stage="input", category=blocked.category,
-                                                     reason=blocked.reason), reply])  # fmt: skip
+        session = session.with_events(_blocked(parts, session, screened.blocked_by, nlu.language))
     elif not session.state.handed_off:  # handed off: a human answers; the bot stays silent
         session = session.with_events(extract_slots(parts.domain, session, nlu))
         session = await _act(parts, session, trace)
@@ -116,13 +137,46 @@ def _screen(parts: TurnParts, session: Session, events: list[Event], trace: Trac
             screened.append(event)
             continue
         with trace.stage("output_safety"):
-            outcome = parts.output_safety.run(event.text, stage="output", session=session)
+            facts = trace.facts_for(event.fact_ids)
+            outcome = parts.output_safety.run(event.text, stage="output", session=session, facts=facts)
         trace.add_verdicts(outcome.verdicts)
         if outcome.blocked_by is None:
             screened.append(dataclasses.replace(event, text=outcome.text))
             continue
-        blocked = outcome.blocked_by
-        screened.append(SafetyBlocked(check=blocked.check, stage="output", category=blocked.category,
-                                      reason=blocked.reason))  # fmt: skip
-        screened.append(BotUttered(text=refusal(language, blocked.category, stage="output"), template="refusal:output"))
+        screened += _blocked(parts, session, outcome.blocked_by, language)
     return screened
+
+
+def _cool_down(parts: TurnParts, session: Session, screened: SafetyOutcome) -> SafetyOutcome:
+    """While a conversation cools down after repeated abuse, every message is turned away."""
+    if screened.blocked_by is not None or not parts.abuse.cooling_down(session):
+        return screened
+    verdict = SafetyVerdict(COOLDOWN_CHECK, "input", False, COOLDOWN_CHECK, "cooling down after repeated abuse")
+    return SafetyOutcome(screened.text, False, (*screened.verdicts, verdict), verdict)
+
+
+def _blocked(parts: TurnParts, session: Session, verdict: SafetyVerdict, language: Language) -> list[Event]:
+    """What a veto becomes: a refusal, a replacement, a handoff, or a cool-down, always on the record."""
+    stage: Stage = verdict.stage
+    kind = verdict.kind
+    text = refusal(language, verdict.category, stage=stage)
+    template = f"refusal:{verdict.category}" if stage == "input" else "refusal:output"
+    if verdict.check == COOLDOWN_CHECK:
+        text, template = cooldown(language), "refusal:cooldown"
+    elif stage == "input" and kind == "block":
+        then = parts.abuse.after_block(session, verdict.category)
+        kind = "escalate" if then == "handoff" else kind
+        if then == "cooldown":
+            text, template = cooldown(language), "refusal:cooldown"
+    record = SafetyBlocked(check=verdict.check, stage=stage, category=verdict.category, reason=verdict.reason,
+                           action=kind, rule=verdict.rule)  # fmt: skip
+    if kind == "replace" and verdict.replacement:
+        return [record, BotUttered(text=verdict.replacement, template=f"safety:{verdict.rule or verdict.check}")]
+    if kind != "escalate":
+        return [record, BotUttered(text=text, template=template)]
+    events: list[Event] = [record]
+    if not session.state.handed_off:
+        events.append(HandedOff(reason=f"safety:{verdict.category or verdict.check}"))
+    if session.active_form is not None:
+        events += [FormCompleted(name=session.active_form, cancelled=True), SlotSet(name=REQUESTED_SLOT, value=None)]
+    return [*events, BotUttered(text=escalation(language, verdict.category), template="refusal:escalate")]

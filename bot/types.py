@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 Language = Literal["zh", "en"]
 Stage = Literal["input", "output"]
+VerdictAction = Literal["allow", "redact", "replace", "block", "escalate"]
 FactSource = Literal["kg", "faq", "doc", "api"]
 SlotValue = str | int | float | bool | list[str] | None
 
@@ -104,12 +105,26 @@ class Candidate:
 
 @dataclass(frozen=True, slots=True)
 class SafetyVerdict:
+    """One check's decision. `action` defaults from the rest: a block when not allowed, a redaction when the
+    check masked something, else allow; "replace" carries `replacement`, "escalate" hands off to a human."""
+
     check: str
     stage: Stage
     allowed: bool
     category: str = ""
     reason: str = ""
     redacted: str | None = None  # the text with offending spans masked, when the check masks
+    action: VerdictAction | None = None
+    rule: str = ""  # which rule of the check decided, for the audit log
+    replacement: str | None = None  # what to say instead, for action "replace"
+
+    @property
+    def kind(self) -> VerdictAction:
+        if self.action is not None:
+            return self.action
+        if not self.allowed:
+            return "block"
+        return "redact" if self.redacted is not None else "allow"
 
 
 @dataclass(frozen=True, slots=True)

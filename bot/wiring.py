@@ -36,13 +36,14 @@ from bot.nlu.pipeline import TrainedNlu, TrainReport, needs_training, train_nlu
 from bot.nlu.rasa_http import RasaHttpNlu
 from bot.project.loader import ProjectFiles, load_project
 from bot.project.validate import validate
-from bot.protocols import Action, DecodingParams, Embedder, Generator, Policy, SafetyCheck
+from bot.protocols import Action, DecodingParams, Embedder, Generator, Policy
 from bot.runtime import Bot
 from bot.sessions.connect import EmbeddedRedis, client_for_socket, client_for_url, describe_url
 from bot.sessions.redis_store import RedisSessionStore, StoreOptions
 from bot.settings import DialogueConfig, FormConfig, ProjectConfig, Settings, load_project_config
 from bot.turn import TurnParts
 from bot.types import NluData
+from bot.wiring_safety import SafetyPaths, SafetyStage, register_instructions, safety_stage
 from knowledge.base import KnowledgeBase, KnowledgeOptions
 from policies.clarify import ClarifyPolicy
 from policies.ensemble import PolicyEnsemble
@@ -52,11 +53,7 @@ from policies.handoff import HandoffPolicy
 from policies.ml_policy import CoreTrainReport, MLPolicy, needs_core_training, train_core
 from policies.rules import RulePolicy
 from policies.ted import TedConfig
-from safety.flags import FlagCheck
-from safety.grounding import GroundingCheck
-from safety.lexicon import LexiconCheck, default_lexicon_paths, load_lexicon
-from safety.pii import PiiMasker
-from safety.pipeline import SafetyPipeline
+from safety.audit import AuditLog
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +89,10 @@ class Project:
     @property
     def generator_dir(self) -> Path:
         return self.data_dir / "models" / "generator"
+
+    @property
+    def toxicity_dir(self) -> Path:
+        return self.data_dir / "models" / "safety"
 
     @property
     def fallback_threshold(self) -> float:
@@ -238,6 +239,25 @@ class Runtime:
 
 def build_runtime(project: Project, settings: Settings) -> Runtime:
     """Everything wired; nothing heavy loaded yet (`bot.warm_up()` does that)."""
+    wired = build_parts(project, settings)
+    store, embedded = session_store(project, settings)
+    bot = Bot(
+        wired.parts, store, max_message_chars=settings.max_message_chars, warm_ups=wired.warm_ups, audit=wired.audit
+    )
+    return Runtime(project, bot, embedded, wired.generator, wired.retriever)
+
+
+@dataclass(frozen=True, slots=True)
+class WiredParts:
+    parts: TurnParts
+    generator: ChatGenerator | None
+    retriever: KnowledgeBase
+    warm_ups: tuple[Callable[[], None], ...]
+    audit: AuditLog | None
+
+
+def build_parts(project: Project, settings: Settings) -> WiredParts:
+    """The stages of a turn, without the session store (`kefu test safety` runs turns without Redis)."""
     config = project.config
     embedder = E5Embedder()
     nlu = project_nlu(project, embedder=embedder, settings=settings)
@@ -245,18 +265,19 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     generator = generator_for(project, settings)
     domain = project.files.domain
     renderer = ResponseRenderer(domain)
-    checks = _safety_checks(project)
+    safety = _safety(project, retriever, embedder)
+    if generator is not None:
+        prompts = generator.prompts
+        register_instructions(safety, lambda: [prompts.instructions(lang) for lang in config.generator.languages])
     reranker = _reranker(project, generator, embedder)
     answer = AnswerAction(
-        retriever, generator, renderer, _answer_options(config), checks=[GroundingCheck(), *checks], reranker=reranker
+        retriever, generator, renderer, _answer_options(config), checks=safety.candidate_checks, reranker=reranker
     )
     actions = _actions(project, renderer, answer)
     policies = dialogue_policies(project)
-    parts = TurnParts(domain, nlu, policies, actions, SafetyPipeline(checks), SafetyPipeline(checks))
-    store, embedded = session_store(project, settings)
-    warm_ups = (nlu.warm_up, policies.warm_up, retriever.warm_up, *([reranker.warm_up] if reranker else []))
-    bot = Bot(parts, store, max_message_chars=settings.max_message_chars, warm_ups=warm_ups)
-    return Runtime(project, bot, embedded, generator, retriever)
+    parts = TurnParts(domain, nlu, policies, actions, safety.input, safety.output, safety.abuse)
+    warm_ups = (nlu.warm_up, policies.warm_up, retriever.warm_up, safety.warm_up)
+    return WiredParts(parts, generator, retriever, (*warm_ups, *([reranker.warm_up] if reranker else [])), safety.audit)
 
 
 def knowledge_base(project: Project, embedder: Embedder) -> KnowledgeBase:
@@ -377,17 +398,13 @@ def dialogue_policies(project: Project, core_dir: Path | None = None) -> PolicyE
     return PolicyEnsemble(policies)
 
 
-def _safety_checks(project: Project) -> list[SafetyCheck]:
-    config = project.config.safety
-    checks: list[SafetyCheck] = []
-    if config.pii:
-        checks.append(PiiMasker())
-    if config.lexicon:
-        extra = [project.root / p for p in config.lexicons]
-        checks.append(LexiconCheck(load_lexicon([*default_lexicon_paths(), *extra])))
-    if project.config.dialogue.handoff.categories:
-        checks.append(FlagCheck.default())
-    return checks
+def _safety(project: Project, retriever: KnowledgeBase, embedder: Embedder) -> SafetyStage:
+    def products(text: str) -> frozenset[str]:
+        return frozenset(e.entity_id for e in retriever.graph.link(text) if e.type == "product")
+
+    paths = SafetyPaths(project.root, project.toxicity_dir, project.data_dir / "audit")
+    flags = bool(project.config.dialogue.handoff.categories)
+    return safety_stage(project.config.safety, paths, embedder=embedder, names=products, flags=flags)
 
 
 def session_store(project: Project, settings: Settings) -> tuple[RedisSessionStore, EmbeddedRedis | None]:

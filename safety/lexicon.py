@@ -16,7 +16,11 @@ lines list phrases that contain a term but are fine. Matching ignores case and f
 
 from __future__ import annotations
 
+import logging
+import os
 import re
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +30,8 @@ from bot.errors import ProjectError
 from bot.events import Session
 from bot.types import Fact, Language, SafetyVerdict, Stage
 from safety.aho_corasick import AhoCorasick, fold
+
+log = logging.getLogger(__name__)
 
 ALLOW = "allow"
 _CATEGORY = re.compile(r"[a-z][a-z0-9_-]*")
@@ -191,25 +197,69 @@ def _parse_term(category: str, raw: str, language: str | None, path: str, lineno
 # --- the check ---
 
 
+def _stamps(paths: Sequence[Path]) -> tuple[tuple[int, int] | None, ...]:
+    stamps: list[tuple[int, int] | None] = []
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            stamps.append((stat.st_mtime_ns, stat.st_size))
+        except OSError:
+            stamps.append(None)
+    return tuple(stamps)
+
+
 class LexiconCheck:
-    """SafetyCheck that blocks text containing a lexicon term outside every allow-listed phrase."""
+    """SafetyCheck that blocks text containing a lexicon term outside every allow-listed phrase.
+
+    Built from files (`from_files`), it notices when one changes (checked at most every `poll_s` seconds) and
+    reloads it without a restart; a file broken by an edit is logged and the previous lexicon kept.
+    """
 
     name: str = "lexicon"
 
-    def __init__(self, lexicon: Lexicon) -> None:
+    def __init__(self, lexicon: Lexicon, *, paths: Sequence[Path] = (), poll_s: float = 2.0) -> None:
         self.lexicon = lexicon
+        self.paths = tuple(paths)
+        self.poll_s = poll_s
+        self._stamps = _stamps(self.paths)
+        self._next_poll = time.monotonic() + poll_s
+        self._lock = threading.Lock()
 
     @classmethod
     def default(cls, extra_paths: Iterable[str | Path] = ()) -> LexiconCheck:
         """The shipped lexicons plus a project's own files (read now; the automaton builds in warm_up)."""
-        return cls(load_lexicon([*default_lexicon_paths(), *extra_paths]))
+        return cls.from_files([*default_lexicon_paths(), *map(Path, extra_paths)])
+
+    @classmethod
+    def from_files(cls, paths: Sequence[Path], *, poll_s: float = 2.0) -> LexiconCheck:
+        return cls(load_lexicon(paths), paths=paths, poll_s=poll_s)
 
     def warm_up(self) -> None:
         self.lexicon.compile()
 
+    def reload_if_changed(self) -> bool:
+        """Re-read the files if any changed since they were read; True when the lexicon was replaced."""
+        with self._lock:
+            stamps = _stamps(self.paths)
+            if stamps == self._stamps:
+                return False
+            self._stamps = stamps
+            try:
+                lexicon = load_lexicon(self.paths)
+                lexicon.compile()
+            except ProjectError as err:
+                log.error("lexicon not reloaded, the previous one stays in use: %s", err)
+                return False
+            self.lexicon = lexicon
+        log.info("lexicon reloaded: %d terms", len(lexicon))
+        return True
+
     def check(
         self, text: str, *, stage: Stage, session: Session | None = None, facts: Sequence[Fact] = ()
     ) -> SafetyVerdict:
+        if self.paths and time.monotonic() >= self._next_poll:
+            self._next_poll = time.monotonic() + self.poll_s
+            self.reload_if_changed()
         blocking = self.lexicon.blocking(text)
         if not blocking:
             return SafetyVerdict(check=self.name, stage=stage, allowed=True)

@@ -68,7 +68,7 @@ def _valid_id(raw: str) -> bool:
 
 def _valid_card(raw: str) -> bool:
     digits = _digits(raw)
-    if not 13 <= len(digits) <= 19:
+    if not 13 <= len(digits) <= 19 or (len(digits) == 18 and _LOOKS_LIKE_ID.fullmatch(digits)):
         return False
     # Issuer ranges (Amex/JCB/Diners 3, Visa 4, Mastercard 51-55 and 2221-2720, UnionPay/Discover 6) keep
     # Luhn's 1-in-10 false positives away from order numbers that start with a year such as "2026...".
@@ -131,20 +131,34 @@ class _Detector:
     pattern: re.Pattern[str]
     valid: Callable[[str], bool]
     mask: Callable[[str], str]
+    # prefixes to try when the match is not valid, given the text that follows it
+    shorter: Callable[[str, str], Iterable[str]] = lambda raw, after: ()
+
+
+def _card_prefixes(raw: str, after: str) -> Iterable[str]:
+    """A grouped card may run into an expiry or a date ("4111 1111 1111 1111 08/27"): drop trailing groups.
+    Only then: a wrong number with a valid-looking beginning ("6230-6101-4392-8914-47") stays unmasked."""
+    if not re.match(r"[/.:-]\d", after):
+        return
+    ends = [m.end() for m in re.finditer(r"\d+", raw)][:-1]
+    for end in reversed(ends):
+        if len(_digits(raw[:end])) >= 13:
+            yield raw[:end]
 
 
 _SEP = r"[ \t-]?"  # people write "138 1234 5678" and "110105-19491231-002X"
 _EMAIL = r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9][A-Za-z0-9._%+-]*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}"
 _DATE = r"(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
+_LOOKS_LIKE_ID = re.compile(rf"[1-9]\d{{5}}{_DATE}\d{{4}}")  # an ID with a typo is no bank card
 _CN_ID = rf"{_B}[1-9]\d{{5}}{_SEP}{_DATE}{_SEP}\d{{3}}[\dXx]{_E}"
 _CN_MOBILE = rf"(?<![0-9A-Za-z+])(?:(?:\+|00)?86{_SEP})?1[3-9]\d(?:{_SEP}\d{{4}}){{2}}{_E}"
 _US_SSN = rf"{_B}\d{{3}}-\d{{2}}-\d{{4}}{_E}"
-_CARD = rf"{_B}(?:\d{{4,6}}(?:[ -]\d{{2,6}}){{1,4}}|\d{{13,19}}){_E}"
+_CARD = rf"{_B}(?:\d{{4,6}}(?:[ -]\d{{1,6}}){{1,4}}|\d{{13,19}}){_E}"
 _PHONE = (
     r"(?<![0-9A-Za-z+])(?:"
-    r"(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)[ ]?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}"  # NANP with separators
+    r"(?:\+?1[ .-]?)?(?:\([2-9]\d{2}\)[ -]?|[2-9]\d{2}[ .-])[2-9]\d{2}[ .-]\d{4}"  # NANP with separators
     r"|\+1[2-9]\d{9}"  # NANP in E.164 form
-    r"|\+(?!1)\d{1,3}(?:[ -]?\d{1,4}){2,5}"  # elsewhere: only with an explicit "+"
+    r"|\+(?!1|86[ -]?1[3-9])\d{1,3}(?:[ -]?\d{1,4}){2,5}"  # elsewhere: only with an explicit "+"
     r")" + _E
 )
 _DETECTORS: tuple[_Detector, ...] = (  # earlier wins when two kinds claim the same span
@@ -152,7 +166,7 @@ _DETECTORS: tuple[_Detector, ...] = (  # earlier wins when two kinds claim the s
     _Detector("cn_id", re.compile(_CN_ID, re.ASCII), _valid_id, _mask_id),
     _Detector("cn_mobile", re.compile(_CN_MOBILE, re.ASCII), lambda raw: True, _mask_mobile),
     _Detector("us_ssn", re.compile(_US_SSN, re.ASCII), _valid_ssn, _mask_ssn),
-    _Detector("bank_card", re.compile(_CARD, re.ASCII), _valid_card, _mask_card),
+    _Detector("bank_card", re.compile(_CARD, re.ASCII), _valid_card, _mask_card, _card_prefixes),
     _Detector("phone", re.compile(_PHONE, re.ASCII), _valid_phone, _mask_phone),
 )
 KINDS: tuple[str, ...] = tuple(d.kind for d in _DETECTORS)
@@ -171,9 +185,10 @@ def find_pii(text: str, *, kinds: Collection[str] | None = None, keep: Iterable[
         if kinds is not None and det.kind not in kinds:
             continue
         for m in det.pattern.finditer(text):
-            raw = m.group(0)
-            if det.valid(raw) and _normalize(raw) not in kept:
-                candidates.append((m.start(), m.end(), rank, det))
+            tries = (m.group(0), *det.shorter(m.group(0), text[m.end() : m.end() + 2]))
+            raw = next((r for r in tries if det.valid(r)), None)
+            if raw is not None and _normalize(raw) not in kept:
+                candidates.append((m.start(), m.start() + len(raw), rank, det))
     # The longest span wins (a card number contains mobile-looking digits), then the earlier detector.
     candidates.sort(key=lambda c: (c[0] - c[1], c[2], c[0]))
     taken: list[PiiMatch] = []

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.events import Session
 from bot.protocols import SafetyCheck
-from bot.types import Fact, SafetyVerdict, Stage
+from bot.types import Fact, SafetyVerdict, Stage, VerdictAction
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,11 +24,19 @@ class SafetyOutcome:
 class SafetyPipeline:
     """Checks in order. By default it stops at the first block (the text will be replaced by a refusal
     anyway, so later checks would be wasted time); `run_all=True` records every verdict, for evaluation.
+    `actions` overrides what a block does, by category (kefu.yml `safety.actions`, e.g. self_harm: escalate).
     """
 
-    def __init__(self, checks: Sequence[SafetyCheck], *, run_all: bool = False) -> None:
+    def __init__(
+        self,
+        checks: Sequence[SafetyCheck],
+        *,
+        run_all: bool = False,
+        actions: Mapping[str, VerdictAction] | None = None,
+    ) -> None:
         self.checks = tuple(checks)
         self.run_all = run_all
+        self.actions = dict(actions or {})
 
     def warm_up(self) -> None:
         for check in self.checks:
@@ -42,6 +51,8 @@ class SafetyPipeline:
         blocked_by: SafetyVerdict | None = None
         for check in self.checks:
             verdict = check.check(text, stage=stage, session=session, facts=facts)
+            if not verdict.allowed and verdict.category in self.actions:
+                verdict = dataclasses.replace(verdict, action=self.actions[verdict.category])
             verdicts.append(verdict)
             if verdict.redacted is not None:
                 text = verdict.redacted

@@ -78,6 +78,10 @@ class PromptBuilder:
             else:
                 return messages
 
+    def instructions(self, language: Language) -> str:
+        """The system prompt without facts or slots: what output safety keeps a reply from revealing."""
+        return self._render(PromptContext(question="", facts=(), language=language))[0]["content"]
+
     def _render(self, context: PromptContext) -> list[ChatMessage]:
         voice = (self._persona.voice or {}).get(context.language, "")
         system = self._env.get_template(f"answer.{context.language}.j2").render(

@@ -89,9 +89,9 @@ async def test_the_best_ranked_candidate_that_passes_every_check_is_said() -> No
 
 
 async def test_a_lexicon_block_on_the_best_candidate_moves_to_the_next() -> None:
-    lexicon = LexiconCheck(Lexicon([Term("guaranteed", "compliance", "en")]))
+    lexicon = LexiconCheck(Lexicon([Term("lightning", "compliance", "en")]))
     model = Scripted(
-        "Express shipping takes 1-2 business days and costs ¥15, guaranteed.",
+        "Express shipping takes 1-2 business days and costs ¥15, lightning fast.",
         "Express is quick, usually a day or two.",
     )
     trace = TraceRecorder("a")
@@ -99,7 +99,7 @@ async def test_a_lexicon_block_on_the_best_candidate_moves_to_the_next() -> None
         ask("How fast is express?"), Domain(()), trace
     )
     assert said.text == "Express is quick, usually a day or two."
-    assert trace.freeze().candidates[0].text.endswith("guaranteed.")  # ranked first, then blocked
+    assert trace.freeze().candidates[0].text.endswith("lightning fast.")  # ranked first, then blocked
     assert any(not v.allowed and v.check == lexicon.name for v in trace.freeze().verdicts)
 
 

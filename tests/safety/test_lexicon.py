@@ -197,3 +197,24 @@ def test_project_lexicon_extends_defaults(tmp_path: Path) -> None:
     extra = write(tmp_path, "competitor\tacme\n")
     verdict = LexiconCheck.default([extra]).check("is ACME cheaper?", stage="output")
     assert (verdict.allowed, verdict.category) == (False, "competitor")
+
+
+def test_an_edited_lexicon_file_is_reloaded_without_a_restart(tmp_path: Path) -> None:
+    path = tmp_path / "own.txt"
+    path.write_text("abuse\t蠢材\n", encoding="utf-8")
+    check = LexiconCheck.from_files([path], poll_s=0.0)
+    assert not check.check("你这个蠢材", stage="input").allowed
+    assert check.check("一派胡言", stage="input").allowed
+    path.write_text("abuse\t蠢材\nabuse\t胡言\nallow\t胡言乱语的小说\n", encoding="utf-8")
+    assert not check.check("一派胡言", stage="input").allowed  # picked up on the next check
+    assert check.check("胡言乱语的小说有吗", stage="input").allowed
+
+
+def test_a_broken_edit_keeps_the_previous_lexicon(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "own.txt"
+    path.write_text("abuse\t蠢材\n", encoding="utf-8")
+    check = LexiconCheck.from_files([path], poll_s=0.0)
+    path.write_text("abuse 蠢材 (spaces, not a tab)\n", encoding="utf-8")
+    assert not check.check("蠢材", stage="input").allowed
+    assert "lexicon not reloaded" in caplog.text and "own.txt" in caplog.text
+    assert check.reload_if_changed() is False  # the broken file is not retried until it changes again

@@ -77,7 +77,7 @@ def run_train_safety(path: Path, settings: Settings, *, data: Path | None, force
     embedder = E5Embedder() if dense else None
     metrics = train_from_cold(cold, project.toxicity_dir, embedder=embedder, limit=limit, force=force, progress=_stderr)
     figures = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items() if isinstance(v, float))
-    print(f"Abuse classifier in {project.toxicity_dir} (COLD test: {figures}).")
+    print(f"Abuse classifier in {project.toxicity_dir} ({figures}).")
     return 0
 
 

@@ -29,6 +29,7 @@ from importlib import resources
 from pathlib import Path
 
 from bot.errors import ProjectError
+from safety.files import read_text_file
 from safety.injection import (
     InjectionRule,
     RuleAssessment,
@@ -180,12 +181,7 @@ def load_harm_rules(paths: Iterable[str | Path]) -> tuple[InjectionRule, ...]:
     macros: dict[str, str] = {}
     drafts: dict[str, RuleDraft] = {}
     for path in map(Path, paths):
-        try:
-            content = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError as err:
-            raise ProjectError("harm rule file not found; check the path", path=str(path)) from err
-        except (OSError, UnicodeDecodeError) as err:
-            raise ProjectError(f"cannot read harm rule file (it must be UTF-8 text): {err}", path=str(path)) from err
+        content = read_text_file(path, "harm rule file")
         for keyword, body, lineno in logical_lines(content):
             if keyword == "rule":
                 _rule_line(body, drafts, str(path), lineno)

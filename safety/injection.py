@@ -40,6 +40,7 @@ from bot.errors import ProjectError
 from bot.events import Session
 from bot.types import Fact, SafetyVerdict, Stage
 from safety.aho_corasick import fold
+from safety.files import read_text_file
 
 CATEGORY = "injection"
 THRESHOLD = 1.0
@@ -214,14 +215,7 @@ def load_rules(paths: Iterable[str | Path]) -> tuple[InjectionRule, ...]:
     macros: dict[str, str] = {}
     drafts: dict[str, RuleDraft] = {}
     for path in map(Path, paths):
-        try:
-            content = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError as err:
-            raise ProjectError("injection rule file not found; check the path", path=str(path)) from err
-        except (OSError, UnicodeDecodeError) as err:
-            raise ProjectError(
-                f"cannot read injection rule file (it must be UTF-8 text): {err}", path=str(path)
-            ) from err
+        content = read_text_file(path, "injection rule file")
         for keyword, body, lineno in logical_lines(content):
             apply_statement(keyword, body, macros, drafts, str(path), lineno)
     return tuple(

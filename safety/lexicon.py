@@ -30,6 +30,7 @@ from bot.errors import ProjectError
 from bot.events import Session
 from bot.types import Fact, Language, SafetyVerdict, Stage
 from safety.aho_corasick import AhoCorasick, fold
+from safety.files import read_text_file
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +138,7 @@ def load_lexicon(paths: Iterable[str | Path]) -> Lexicon:
     terms: list[Term] = []
     allow: list[str] = []
     for path in map(Path, paths):
-        try:
-            content = path.read_text(encoding="utf-8-sig")
-        except FileNotFoundError as err:
-            raise ProjectError("lexicon file not found; check the path in kefu.yml", path=str(path)) from err
-        except (OSError, UnicodeDecodeError) as err:
-            raise ProjectError(f"cannot read lexicon file (it must be UTF-8 text): {err}", path=str(path)) from err
+        content = read_text_file(path, "lexicon file")
         for lineno, line in enumerate(content.splitlines(), start=1):
             entry = _parse_line(line, str(path), lineno)
             if isinstance(entry, Term):

@@ -9,8 +9,9 @@ PROJECT ?= examples/shop
 
 setup: system-packages $(STAMP)
 
-# Debian packages kefu uses outside Python: a CJK font, so Chinese labels in plots are not boxes.
-DEBIAN_PACKAGES := fonts-wqy-microhei
+# Debian packages kefu uses outside Python: a CJK font, so Chinese in plots and in the widget is not boxes,
+# and the chromium that the widget's browser tests drive.
+DEBIAN_PACKAGES := fonts-wqy-microhei chromium
 system-packages:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -z "$$missing" ] || ! command -v apt-get >/dev/null; then exit 0; fi; \

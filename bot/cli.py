@@ -1,5 +1,5 @@
 """The `kefu` command: init, train [nlu|core|knowledge|reward|generator], index, chat, run,
-test [stories|nlu|knowledge|generation], export [sft|preferences], serve generator."""
+test [stories|nlu|knowledge|generation], export [sft|preferences], serve generator, archive."""
 
 from __future__ import annotations
 
@@ -87,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     chat = command("chat", _chat, "talk to the bot in the terminal")
     chat.add_argument("--debug", action="store_true", help="print each turn's trace")
     chat.add_argument("--sender", default=None, help="conversation id (default: a new one)")
+    archive = command("archive", _archive, "archive ended conversations, search them, export them (masked)")
+    archive.add_argument("--search", metavar="TEXT", default=None, help="list archived sessions saying TEXT")
+    archive.add_argument("--export", metavar="FILE.jsonl", type=Path, default=None, help="one JSON line a session")
+    archive.add_argument("--now", action="store_true", help="first archive every session that has ended")
+    archive.add_argument("--all", action="store_true", help="with --now: open sessions too")
     run = command("run", _run, "serve the bot over HTTP")
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--host", default=None)
@@ -252,6 +257,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return run_serve_generator(path, settings, host=args.host, port=args.port)
 
 
+def _archive(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.assist.archive_cli import run_archive
+
+    return run_archive(
+        args.project, settings, search=args.search, export=args.export, now=args.now, everything=args.all
+    )
+
+
 def _index(args: argparse.Namespace, settings: Settings) -> int:
     from bot.knowledge_cli import run_index
 
@@ -325,8 +338,17 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
     runtime = _ready_runtime(args.project, settings)
     host, port = args.host or settings.host, args.port or settings.port
-    print(f"kefu serves {args.project} on http://{host}:{port} (POST /webhooks/rest/webhook, GET /health)")
-    uvicorn.run(create_app(runtime, settings), host=host, port=port, log_level=settings.log_level.lower())
+    print(
+        f"kefu serves {args.project} on http://{host}:{port}: the chat widget's demo page at /, "
+        "POST /webhooks/rest/webhook, /api/v1 (docs at /api/v1/docs), GET /health"
+    )
+    uvicorn.run(
+        create_app(runtime, settings),
+        host=host,
+        port=port,
+        log_level=settings.log_level.lower(),
+        ws_max_size=64 * 1024,  # a widget frame is a message of at most a few KB
+    )
     return 0
 
 

@@ -100,6 +100,8 @@ class BotUttered(Event):
     template: str | None = None
     fact_ids: tuple[str, ...] = ()
     reply_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12], compare=False)  # what feedback names
+    image: str = ""
+    custom: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

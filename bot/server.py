@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator
@@ -13,7 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.channels.rest import RestChannel
+from bot.assist.archive import open_archive, session_idle_s, start_archiver
+from bot.channels.registry import HideQueryStrings, channels_from_env
 from bot.errors import BadRequestError, KefuError
 from bot.runtime import BotAnswer
 from bot.settings import Settings
@@ -23,9 +25,13 @@ from bot.wiring import Runtime
 
 log = logging.getLogger(__name__)
 
+ARCHIVE_EVERY_S = 60.0  # how often ended conversations move from Redis to the archive
+
 
 def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
     bot = runtime.bot
+    channels = channels_from_env(bot)
+    logging.getLogger("uvicorn.access").addFilter(HideQueryStrings())
     admin_token = settings.admin_token.get_secret_value() if settings and settings.admin_token else ""
 
     async def on_message(message: Message, on_partial: PartialSink | None = None) -> BotAnswer:
@@ -57,14 +63,21 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(bot.warm_up)
         runtime.warm_up_generator_in_background()
+        archive = open_archive(runtime.project, settings or Settings())
+        await archive.open()  # a wrong KEFU_ARCHIVE_URL stops the start with the reason
+        archiver = start_archiver(bot, archive, ARCHIVE_EVERY_S, idle_s=session_idle_s(runtime.project))
         log.info("kefu is ready")
         yield
+        archiver.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await archiver
+        await archive.close()
         await runtime.aclose()
 
     routes = [
         Route("/health", health),
         Route("/admin/knowledge/reload", reload_knowledge, methods=["POST"]),
-        *RestChannel(on_feedback=bot.record_feedback).routes(on_message),
+        *(route for channel in channels for route in channel.routes(on_message)),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequestError: bad_request})
 

@@ -43,6 +43,11 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(
         None, description="Bearer token of the admin API (POST /admin/knowledge/reload); unset: admin API off"
     )
+    archive_url: str | None = Field(
+        None,
+        description="Conversation archive: postgresql://user:password@host:5432/db (or sqlite:///path); "
+        "unset means SQLite in PROJECT/.kefu/archive.sqlite3",
+    )
 
 
 class _Section(BaseModel):
@@ -60,6 +65,17 @@ class NluConfig(_Section):
     )
     dense_features: bool = Field(
         True, description="Add the multilingual sentence embedding to the sparse features (about 10 ms per message)"
+    )
+    dense_embedder: Literal["e5", "static"] = Field(
+        "e5",
+        description="`e5`: multilingual-e5-small itself; `static`: a table of e5 vectors per sentencepiece piece, "
+        "distilled by `kefu train nlu` (well under 1 ms per message, somewhat less accurate)",
+    )
+    static_vocabulary: int = Field(
+        30000,
+        ge=0,
+        description="`dense_embedder: static`: the most frequent pieces to distil, besides those of the training "
+        "examples (about 7 ms per piece, once)",
     )
     epochs: int = Field(40, ge=1, le=1000)
     seed: int = 0

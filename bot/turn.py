@@ -93,6 +93,8 @@ async def run_turn(
             trace_id=trace.trace_id,
             template=e.template,
             reply_id=e.reply_id,
+            image=e.image,
+            custom=e.custom,
         )
         for e in session.new_events
         if isinstance(e, BotUttered)

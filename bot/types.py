@@ -142,6 +142,8 @@ class Reply:
     trace_id: str = ""
     template: str | None = None
     reply_id: str = ""
+    image: str = ""  # an image URL shown with the text
+    custom: Mapping[str, Any] | None = None  # Rasa's `custom` payload; {"card": {...}} is a product or order card
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +218,7 @@ class ResponseVariation:
     conditions: tuple[ResponseCondition, ...] = ()
     channel: str | None = None
     image: str | None = None
+    custom: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

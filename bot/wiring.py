@@ -34,6 +34,7 @@ from bot.nlu.extractors import RULE_DIMENSIONS
 from bot.nlu.network import NetworkConfig
 from bot.nlu.pipeline import TrainedNlu, TrainReport, needs_training, train_nlu
 from bot.nlu.rasa_http import RasaHttpNlu
+from bot.nlu.static_embedder import static_embedder_for
 from bot.project.loader import ProjectFiles, load_project
 from bot.project.validate import validate
 from bot.protocols import Action, DecodingParams, Embedder, Generator, Policy
@@ -73,6 +74,11 @@ class Project:
     @property
     def nlu_dir(self) -> Path:
         return self.data_dir / "models" / "nlu"
+
+    @property
+    def static_e5_dir(self) -> Path:
+        """The static e5 table of `nlu.dense_embedder: static`."""
+        return self.data_dir / "models" / "static-e5"
 
     @property
     def core_dir(self) -> Path:
@@ -128,7 +134,8 @@ def train(
     """Train the `parts` that changed: "nlu" (the NLU model), "core" (the ML dialogue policy) and
     "knowledge" (the retrieval index)."""
     nlu = project.config.nlu
-    embedder = E5Embedder() if nlu.dense_features else None
+    e5 = E5Embedder()
+    embedder = nlu_embedder(project, e5, distill="nlu" in parts and nlu.backend == "kefu", progress=progress)
     nlu_report = core_report = None
     stale = force or needs_training(
         project.files.nlu,
@@ -145,7 +152,7 @@ def train(
     if "core" in parts and project.config.dialogue.ml_policy:
         core_report = _train_core(project, force=force, progress=progress)
     if "knowledge" in parts:
-        knowledge_base(project, embedder or E5Embedder()).reload(progress=progress)
+        knowledge_base(project, e5).reload(progress=progress)
     return TrainSummary(nlu_report, core_report)
 
 
@@ -196,10 +203,27 @@ def project_nlu(
         )
     return TrainedNlu(
         model_dir or project.nlu_dir,
-        embedder=(embedder or E5Embedder()) if nlu.dense_features else None,
+        embedder=(embedder or nlu_embedder(project)) if nlu.dense_features else None,
         fallback_threshold=project.fallback_threshold,
         rule_dimensions=rule_dimensions(project),
         max_chars=nlu.max_chars,
+    )
+
+
+def nlu_embedder(
+    project: Project, e5: Embedder | None = None, *, distill: bool = False, progress: bool = False
+) -> Embedder | None:
+    """The NLU's dense-feature embedder as kefu.yml says: none, e5 itself (`e5`, when given, is shared with the
+    knowledge base) or the static table, distilled from e5 first when `distill` and it is missing or stale."""
+    nlu = project.config.nlu
+    if not nlu.dense_features:
+        return None
+    teacher = e5 or E5Embedder()
+    if nlu.dense_embedder == "e5":
+        return teacher
+    texts = [example.text for example in project.files.nlu.examples] if distill else None
+    return static_embedder_for(
+        project.static_e5_dir, teacher=teacher, top_k=nlu.static_vocabulary, texts=texts, progress=progress
     )
 
 
@@ -260,7 +284,7 @@ def build_parts(project: Project, settings: Settings) -> WiredParts:
     """The stages of a turn, without the session store (`kefu test safety` runs turns without Redis)."""
     config = project.config
     embedder = E5Embedder()
-    nlu = project_nlu(project, embedder=embedder, settings=settings)
+    nlu = project_nlu(project, embedder=nlu_embedder(project, embedder), settings=settings)
     retriever = knowledge_base(project, embedder)
     generator = generator_for(project, settings)
     domain = project.files.domain

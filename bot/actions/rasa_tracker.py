@@ -200,6 +200,8 @@ def _variation_json(variation: ResponseVariation) -> dict[str, Any]:
         data["channel"] = variation.channel
     if variation.image:
         data["image"] = variation.image
+    if variation.custom:
+        data["custom"] = dict(variation.custom)
     return data
 
 
@@ -295,6 +297,8 @@ def responses_from_rasa(
             raise ActionError(f"{where}, which is not an object")
         name = item.get("response") or item.get("template")
         text, buttons = item.get("text"), _buttons(item.get("buttons"), where)
+        image = str(item["image"]) if isinstance(item.get("image"), str) else ""
+        custom = item.get("custom") if isinstance(item.get("custom"), dict) and item.get("custom") else None
         if name is not None:
             rendered = _render(renderer, _text(name, where, "response"), item, action, session, channel)
             uttered.append(
@@ -302,12 +306,16 @@ def responses_from_rasa(
                     text=_text(text, where, "text") if text else rendered.text,
                     buttons=rendered.buttons + buttons,
                     template=rendered.template,
+                    image=image or rendered.image,
+                    custom=custom or rendered.custom,
                 )
             )
-        elif text:
-            uttered.append(BotUttered(text=_text(text, where, "text"), buttons=buttons))
-        else:  # an image, attachment or custom payload alone: kefu's replies carry text and buttons only
-            log.debug("action %r sent a response without text, which kefu's channels cannot show: %r", action, item)
+        elif text or image or custom:
+            uttered.append(
+                BotUttered(text=_text(text, where, "text") if text else "", buttons=buttons, image=image, custom=custom)
+            )
+        else:  # an attachment alone: kefu's channels show text, buttons, images and cards
+            log.debug("action %r sent a response kefu's channels cannot show: %r", action, item)
     return uttered
 
 

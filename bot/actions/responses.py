@@ -50,7 +50,13 @@ class ResponseRenderer:
                 raise ActionError(f"no variation of {name!r} applies (language={language!r})")
         chosen = random.Random(f"{name}:{sorted(slots.items(), key=str)}").choice(matching)
         values = {**slots, **(extra or {})}
-        return BotUttered(text=self._fill(name, chosen.text, values), buttons=chosen.buttons, template=name)
+        return BotUttered(
+            text=self._fill(name, chosen.text, values),
+            buttons=chosen.buttons,
+            template=name,
+            image=self._fill(name, chosen.image, values) if chosen.image else "",
+            custom=self._fill_custom(name, chosen.custom, values),
+        )
 
     def _fill(self, name: str, text: str, values: Mapping[str, Any]) -> str:
         if "{{" in text or "{%" in text:
@@ -59,6 +65,16 @@ class ResponseRenderer:
             except jinja2.TemplateError as err:
                 raise ActionError(f"response {name!r} is not a valid jinja2 template: {err}") from err
         return text.format_map(_KeepMissing({k: "" if v is None else v for k, v in values.items()}))
+
+    def _fill_custom(self, name: str, custom: Any, values: Mapping[str, Any]) -> Any:
+        """A `custom:` payload with the slots filled into every string in it."""
+        if isinstance(custom, str):
+            return self._fill(name, custom, values)
+        if isinstance(custom, Mapping):
+            return {key: self._fill_custom(name, value, values) for key, value in custom.items()}
+        if isinstance(custom, list):
+            return [self._fill_custom(name, item, values) for item in custom]
+        return custom
 
 
 def _applies(variation: ResponseVariation, slots: Mapping[str, Any], channel: str) -> bool:

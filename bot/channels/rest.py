@@ -9,17 +9,18 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
+from bot.channels.base import TurnHandler
 from bot.errors import BadRequestError
 from bot.events import FeedbackGiven
 from bot.runtime import BotAnswer
-from bot.types import Message
+from bot.types import Message, Reply
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -33,7 +34,7 @@ class RestChannel:
     def __init__(self, on_feedback: OnFeedback | None = None) -> None:
         self._on_feedback = on_feedback
 
-    def routes(self, on_message: Any) -> list[Route]:
+    def routes(self, on_message: TurnHandler) -> list[BaseRoute]:
         async def webhook(request: Request) -> JSONResponse:
             try:
                 message = parse_request(await request.body())
@@ -48,7 +49,7 @@ class RestChannel:
             except BadRequestError as err:
                 return JSONResponse({"error": str(err)}, status_code=400)
             return StreamingResponse(
-                _events(on_message, message), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+                sse_events(on_message, message), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
             )
 
         async def feedback(request: Request) -> JSONResponse:
@@ -71,10 +72,15 @@ class RestChannel:
 def parse_feedback(body: bytes) -> tuple[str, FeedbackGiven]:
     """`{"sender", "reply_id", "rating"}` (thumbs: 1 or -1) or `{"sender", "csat": 1-5}`, with an optional
     "comment": the conversation and the event, or BadRequestError saying what is wrong."""
-    data = _json_object(body, '{"sender": "id", "reply_id": "...", "rating": 1}')
+    data = json_object(body, '{"sender": "id", "reply_id": "...", "rating": 1}')
     sender = data.get("sender")
     if not isinstance(sender, str) or not sender.strip():
         raise BadRequestError('"sender" must be a non-empty string identifying the conversation')
+    return sender, feedback_event(data)
+
+
+def feedback_event(data: Mapping[str, Any]) -> FeedbackGiven:
+    """The thumbs or CSAT in a parsed feedback body (the conversation named elsewhere), or BadRequestError."""
     comment = data.get("comment", "")
     if not isinstance(comment, str) or len(comment) > 2000:
         raise BadRequestError('"comment" must be a string of at most 2000 characters')
@@ -82,15 +88,18 @@ def parse_feedback(body: bytes) -> tuple[str, FeedbackGiven]:
         csat = data["csat"]
         if not isinstance(csat, int) or isinstance(csat, bool):
             raise BadRequestError('"csat" must be an integer from 1 to 5')
-        return sender, FeedbackGiven(rating=csat, kind="csat", comment=comment)
+        return FeedbackGiven(rating=csat, kind="csat", comment=comment)
     rating, reply_id = data.get("rating"), data.get("reply_id")
     if rating not in (1, -1) or isinstance(rating, bool) or not isinstance(reply_id, str):
         raise BadRequestError('thumbs need "reply_id" (the "kefu.id" of a reply) and "rating" 1 or -1')
-    return sender, FeedbackGiven(rating=int(rating), kind="thumbs", reply_id=reply_id, comment=comment)
+    return FeedbackGiven(rating=int(rating), kind="thumbs", reply_id=reply_id, comment=comment)
 
 
-async def _events(on_message: Any, message: Message) -> AsyncIterator[str]:
-    """Server-sent events of one turn: the partial text as the turn produces it, then the replies."""
+async def sse_events(
+    on_message: Any, message: Message, shape: Callable[[Reply], dict[str, Any]] | None = None
+) -> AsyncGenerator[str, None]:
+    """Server-sent events of one turn: the partial text as the turn produces it, then the replies, each as
+    `shape` writes it (default: a Rasa message)."""
     queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
     turn = asyncio.ensure_future(on_message(message, on_partial=lambda rid, text: queue.put_nowait((rid, text))))
     try:
@@ -104,7 +113,7 @@ async def _events(on_message: Any, message: Message) -> AsyncIterator[str]:
                 getter.cancel()
         answer: BotAnswer = turn.result()
         for reply in answer.replies:
-            yield _sse("message", _rasa_message(message.sender_id, reply))
+            yield _sse("message", shape(reply) if shape else _rasa_message(message.sender_id, reply))
         yield _sse("done", {"duplicate": answer.duplicate})
     finally:
         if not turn.done():  # the client went away: the turn still completes and is committed
@@ -117,7 +126,7 @@ def _sse(event: str, data: Any) -> str:
 
 def parse_request(body: bytes) -> Message:
     """The Message in a REST request body, or BadRequestError saying what is wrong with it."""
-    data = _json_object(body, '{"sender": "id", "message": "text"}')
+    data = json_object(body, '{"sender": "id", "message": "text"}')
     sender, text = data.get("sender"), data.get("message")
     if not isinstance(sender, str) or not sender.strip():
         raise BadRequestError('"sender" must be a non-empty string identifying the conversation')
@@ -136,7 +145,8 @@ def parse_request(body: bytes) -> Message:
     )
 
 
-def _json_object(body: bytes, example: str) -> dict[str, Any]:
+def json_object(body: bytes, example: str) -> dict[str, Any]:
+    """The JSON object in `body`, or BadRequestError saying what is wrong and showing `example`."""
     if len(body) > MAX_BODY_BYTES:
         raise BadRequestError(f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
@@ -152,6 +162,10 @@ def _rasa_message(recipient: str, reply: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"recipient_id": recipient, "text": reply.text}
     if reply.buttons:
         out["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+    if reply.image:
+        out["image"] = reply.image
+    if reply.custom:
+        out["custom"] = dict(reply.custom)
     out["kefu"] = {
         "trace_id": reply.trace_id,
         "fact_ids": list(reply.fact_ids),

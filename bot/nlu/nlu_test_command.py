@@ -10,14 +10,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from bot.errors import ConfigError
-from bot.nlu.embedder import E5Embedder
 from bot.nlu.evaluation import OUT_OF_SCOPE_INTENTS, NluEvaluation, Parse, cross_validate, evaluate
 from bot.nlu.report import ReportFiles, write_report
 from bot.project.nlu_data import parse_nlu
 from bot.project.yaml_io import Source, read_yaml
+from bot.protocols import Embedder
 from bot.settings import Settings
 from bot.types import NluData, NluExample
-from bot.wiring import Project, open_project, project_nlu, train, train_project_nlu
+from bot.wiring import Project, nlu_embedder, open_project, project_nlu, train, train_project_nlu
 
 DEFAULT_FOLDS = 5
 DEFAULT_TEST_FILES = ("tests/nlu.yml", "tests/test_nlu.yml")
@@ -91,7 +91,7 @@ def _evaluate(
     project: Project, settings: Settings, file: Path | None, folds: int | None, *, as_json: bool
 ) -> tuple[NluEvaluation, str]:
     name = project.root.name
-    embedder = E5Embedder() if project.config.nlu.dense_features else None
+    embedder = nlu_embedder(project, distill=project.config.nlu.backend == "kefu", progress=not as_json)
     if file is None and folds is None:
         file = next((project.root / p for p in DEFAULT_TEST_FILES if (project.root / p).is_file()), None)
         if file is None:
@@ -117,7 +117,7 @@ def _evaluate(
 
 
 @contextlib.contextmanager
-def _fold_trainer(project: Project, embedder: E5Embedder | None) -> Iterator[Callable[[NluData], Parse]]:
+def _fold_trainer(project: Project, embedder: Embedder | None) -> Iterator[Callable[[NluData], Parse]]:
     """A `fit` for cross_validate: trains into a temporary folder that lives until cross-validation ends."""
     with contextlib.ExitStack() as folders:
 

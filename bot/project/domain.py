@@ -4,13 +4,14 @@ A project's domain may be one file or a folder of files; `merge_domains` joins t
 several parts (intents, entities, actions) are joined; a slot, response or form defined in two parts is an
 error, because which definition wins would be invisible. Keys kefu does not use (`version`,
 `e2e_actions`, `config`, intent `use_entities`, entity roles, form `ignored_intents`, a mapping's
-`requested_slot` condition, response `custom` payloads ...) are accepted and dropped.
+`requested_slot` condition ...) are accepted and dropped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from bot.errors import ProjectError
 from bot.project.files import Location
@@ -221,7 +222,7 @@ def _responses(
 
 def _variation(response: str, raw: LineMap, source: Source) -> ResponseVariation:
     text = raw.get("text")
-    image, channel = raw.get("image"), raw.get("channel")
+    image, channel, custom = raw.get("image"), raw.get("channel"), raw.get("custom")
     buttons = source.sequence(raw.get("buttons"), raw.line_of("buttons"), f"`buttons:` of `{response}`")
     conditions = source.sequence(raw.get("condition"), raw.line_of("condition"), f"`condition:` of `{response}`")
     return ResponseVariation(
@@ -230,7 +231,21 @@ def _variation(response: str, raw: LineMap, source: Source) -> ResponseVariation
         conditions=tuple(_condition(item, conditions.line_of(i), source) for i, item in enumerate(conditions)),
         channel=None if channel is None else source.name_of(channel, raw.line_of("channel"), "`channel:`"),
         image=None if image is None else source.text_of(image, raw.line_of("image"), "`image:`"),
+        custom=None if custom is None else _plain_mapping(source.mapping(custom, raw.line_of("custom"), "`custom:`")),
     )
+
+
+def _plain_mapping(value: Mapping[Any, Any]) -> dict[str, Any]:
+    """A YAML mapping as plain JSON data: it is stored with the conversation and sent to channels."""
+
+    def plain(item: Any) -> Any:
+        if isinstance(item, Mapping):
+            return {str(k): plain(v) for k, v in item.items()}
+        if isinstance(item, list):
+            return [plain(v) for v in item]
+        return item if isinstance(item, str | int | float | bool) or item is None else str(item)
+
+    return {str(k): plain(v) for k, v in value.items()}
 
 
 def _button(value: object, line: int, source: Source) -> Button:

@@ -235,7 +235,9 @@ def test_a_response_the_domain_lacks_names_the_action() -> None:
     with pytest.raises(ActionError, match=r"action 'action_x' asked for a response .*'utter_nope' is not in domain"):
         responses_from_rasa([{"response": "utter_nope", "text": None}], "action_x", asked(), RENDERER)
     image_only = [{"text": None, "image": "https://example.com/x.png", "response": None, "buttons": []}]
-    assert responses_from_rasa(image_only, "action_x", asked(), RENDERER) == []
+    [shown] = responses_from_rasa(image_only, "action_x", asked(), RENDERER)  # an image alone is shown too
+    assert (shown.text, shown.image) == ("", "https://example.com/x.png")
+    assert responses_from_rasa([{"text": None, "attachment": "x.pdf"}], "action_x", asked(), RENDERER) == []
 
 
 def test_ignored_events_and_bot_events() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from bot.runtime import BotAnswer
 from bot.settings import Settings
 from bot.types import Message
 from bot.wiring import Project, Runtime, build_runtime, open_project, train
+from tests.bot.servers import Server
 from tests.conftest import SHOP
 
 
@@ -52,3 +53,24 @@ class Chat:
 
     async def texts(self, text: str) -> list[str]:
         return [reply.text for reply in (await self.user(text)).replies]
+
+
+@pytest.fixture
+def server_data(shop_project: Project, tmp_path: Path) -> Path:
+    # the trained models of the session, with a Redis of this test's own
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("models", "index"):
+        (data / name).symlink_to(shop_project.data_dir / name)
+    return data
+
+
+@pytest.fixture(scope="session")
+def running_shop(shop_project: Project, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `kefu run` of the trained shop shared by the tests that only talk to it."""
+    data = tmp_path_factory.mktemp("running-shop")
+    for name in ("models", "index"):
+        (data / name).symlink_to(shop_project.data_dir / name)
+    server = Server(data)
+    yield server
+    server.stop()

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bot.wiring import Project
-from tests.bot.test_server import Server
+from tests.bot.servers import Server
 from tests.conftest import SHOP
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from bot.events import FeedbackGiven
 from bot.settings import Settings
 from bot.types import Message
 from bot.wiring import Project, build_runtime, open_project
-from tests.bot.test_server import Server
+from tests.bot.servers import Server
 from tests.conftest import SHOP
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -2,71 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+import xmltodict
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.utils import WeChatSigner
 
-from bot.wiring import Project
-from tests.conftest import SHOP
+from tests.bot.servers import Server
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Server:
-    def __init__(self, data_dir: Path, *, project: Path = SHOP, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded Redis, as `make run`
-        environment.update(KEFU_DATA_DIR=str(data_dir), KEFU_LOG_LEVEL="WARNING", **(env or {}))
-        command = [sys.executable, "-m", "bot.cli", "run", str(project), "--port", str(self.port)]
-        self.process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        self._wait_until_healthy()
-
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                output = self.process.stdout.read().decode() if self.process.stdout else ""
-                raise RuntimeError(f"kefu run exited with {self.process.returncode}:\n{output}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.3)
-        raise TimeoutError("kefu run did not become healthy in 120 s")
-
-    def say(self, sender: str, text: str) -> list[dict]:
-        response = httpx.post(f"{self.url}/webhooks/rest/webhook", json={"sender": sender, "message": text}, timeout=60)
-        response.raise_for_status()
-        return response.json()
-
-    def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=60)
-
-
-@pytest.fixture
-def server_data(shop_project: Project, tmp_path: Path) -> Path:
-    # the trained models of the session, with a Redis of this test's own
-    data = tmp_path / "data"
-    data.mkdir()
-    for name in ("models", "index"):
-        (data / name).symlink_to(shop_project.data_dir / name)
-    return data
 
 
 def test_rest_answers_chinese_and_english_and_a_restart_keeps_the_conversation(server_data: Path) -> None:
@@ -86,5 +34,45 @@ def test_rest_answers_chinese_and_english_and_a_restart_keeps_the_conversation(s
     try:
         answer = server.say("u-order", "SO20261001")  # the form asked before the restart; it still waits for this
         assert answer[0]["text"].startswith("订单 SO20261001 的状态：已发货")
+    finally:
+        server.stop()
+
+
+def test_wechat_safe_mode_and_the_v1_api_answer_from_the_shop_when_configured_by_environment(
+    server_data: Path,
+) -> None:
+    token, aes_key, app_id = "kefu-test-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "wx0123456789abcdef"
+    env = {"KEFU_WECHAT_TOKEN": token, "KEFU_WECHAT_AES_KEY": aes_key, "KEFU_WECHAT_APP_ID": app_id}
+    server = Server(server_data, env=env | {"KEFU_API_KEYS": "crm:0123456789abcdef0123"})
+    try:
+        crypto = WeChatCrypto(token, aes_key, app_id)
+        timestamp, nonce = str(int(time.time())), "20261124"
+        message = (
+            "<xml><ToUserName>gh_shop</ToUserName><FromUserName>oFan-1</FromUserName>"
+            f"<CreateTime>{timestamp}</CreateTime><MsgType>text</MsgType><Content>退货政策是什么？</Content>"
+            "<MsgId>6054768590064713728</MsgId></xml>"
+        )
+        envelope = crypto.encrypt_message(message, nonce, timestamp)
+        signer = WeChatSigner()
+        signer.add_data(token, timestamp, nonce)
+        query = {
+            "signature": signer.signature, "timestamp": timestamp, "nonce": nonce, "openid": "oFan-1",
+            "encrypt_type": "aes", "msg_signature": xmltodict.parse(envelope)["xml"]["MsgSignature"],
+        }  # fmt: skip
+        response = httpx.post(f"{server.url}/wechat", params=query, content=envelope.encode(), timeout=30)
+        answer = xmltodict.parse(response.text)["xml"]
+        reply = parse_message(
+            crypto.decrypt_message(response.text, answer["MsgSignature"], answer["TimeStamp"], answer["Nonce"])
+        )
+        assert reply.type == "text" and "7 天" in reply.content and reply.target == "oFan-1"
+
+        api = f"{server.url}/api/v1/conversations/crm-42/messages"
+        assert httpx.post(api, json={"text": "hi"}).status_code == 401
+        sent = httpx.post(
+            api, json={"text": "How much is the X1 Pro?"}, headers={"X-API-Key": "0123456789abcdef0123"}, timeout=60
+        )
+        assert sent.json()["replies"][0]["text"] == "The X1 Pro costs ¥5999."
+        history = httpx.get(api, headers={"Authorization": "Bearer 0123456789abcdef0123"}).json()["messages"]
+        assert [m["role"] for m in history] == ["user", "bot"]
     finally:
         server.stop()

@@ -1,0 +1,114 @@
+"""A turn's replies as one WeChat / WeCom message, and the numbered menus that stand in for buttons.
+
+A passive reply carries a single message, so a turn's replies are joined into one text separated by blank
+lines; buttons become numbered lines ("1. 查询订单") and the user's next "1" is read as that button's payload;
+a card with a link, alone in its turn, becomes a news article, any other card a few lines of text. Late
+deliveries use the same rendering, so a user sees the same thing whether the turn beat the deadline or not.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot.types import Button, Reply
+
+UNSUPPORTED_TEXT = (
+    "暂时只能处理文字消息，请用文字描述您的问题。 / I can only read text for now; please type your question."
+)
+SORRY_TEXT = "抱歉，这条消息暂时无法处理，请换个说法再试。 / Sorry, I could not handle that message; please try again."
+MENUS_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One platform message: `text`, or a news `article` ({"title", "description", "url", "picurl"}); `menu`
+    is the buttons in the order of their numbers."""
+
+    text: str
+    article: Mapping[str, str] | None = None
+    menu: tuple[Button, ...] = ()
+
+
+def render(replies: Sequence[Reply]) -> Outgoing:
+    """The replies of one turn as one message."""
+    menu = tuple(button for reply in replies for button in reply.buttons)
+    card = _card(replies[0]) if len(replies) == 1 else None
+    if card is not None and card.get("url") and not menu:
+        return Outgoing(text=replies[0].text, article=_article(card, replies[0].text))
+    blocks: list[str] = []
+    number = 0
+    for reply in replies:
+        lines = [reply.text] if reply.text.strip() else []
+        lines += _card_lines(_card(reply))
+        if reply.image:
+            lines.append(reply.image)
+        for button in reply.buttons:
+            number += 1
+            lines.append(f"{number}. {button.title}")
+        if lines:
+            blocks.append("\n".join(lines))
+    return Outgoing(text="\n\n".join(blocks), menu=menu)
+
+
+def _card(reply: Reply) -> Mapping[str, Any] | None:
+    card = reply.custom.get("card") if reply.custom else None
+    return card if isinstance(card, Mapping) else None
+
+
+def _fields(card: Mapping[str, Any]) -> list[str]:
+    fields = card.get("fields")
+    if not isinstance(fields, list):
+        return []
+    return [f"{f.get('label', '')}: {f.get('value', '')}" for f in fields if isinstance(f, Mapping)]
+
+
+def _card_lines(card: Mapping[str, Any] | None) -> list[str]:
+    if card is None:
+        return []
+    head = [str(card[key]) for key in ("title", "subtitle") if card.get(key)]
+    tail = [str(card["url"])] if card.get("url") else []
+    return head + _fields(card) + tail
+
+
+def _article(card: Mapping[str, Any], text: str) -> dict[str, str]:
+    description = "\n".join(([str(card["subtitle"])] if card.get("subtitle") else []) + _fields(card)) or text
+    return {
+        "title": str(card.get("title") or text),
+        "description": description,
+        "url": str(card["url"]),
+        "picurl": str(card.get("image") or ""),
+    }
+
+
+class MenuMemory:
+    """The last numbered menu sent to each user, so that a reply "2" means the second button.
+
+    Kept in process memory, least recently used first out: with several workers, a number may reach a
+    worker that did not send the menu, and it then reaches the bot as the plain text "2" (which NLU can
+    still read). A turn without buttons clears the user's menu, so an old menu never answers a new question.
+    """
+
+    def __init__(self, capacity: int = MENUS_KEPT) -> None:
+        self._capacity = capacity
+        self._menus: OrderedDict[str, tuple[Button, ...]] = OrderedDict()
+
+    def remember(self, user: str, menu: tuple[Button, ...]) -> None:
+        if not menu:
+            self._menus.pop(user, None)
+            return
+        self._menus[user] = menu
+        self._menus.move_to_end(user)
+        while len(self._menus) > self._capacity:
+            self._menus.popitem(last=False)
+
+    def choice(self, user: str, text: str) -> tuple[int, Button] | None:
+        """The button `text` picks ("2", "２", " 2 ") from the user's last menu, with its number."""
+        menu = self._menus.get(user)
+        text = text.strip()
+        if not menu or not text.isdecimal() or len(text) > 3:
+            return None
+        number = int(text)
+        return (number, menu[number - 1]) if 1 <= number <= len(menu) else None

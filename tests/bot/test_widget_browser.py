@@ -1,0 +1,135 @@
+"""The chat widget as a person uses it: Debian's chromium, driven by Playwright, against a real `kefu run`."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bot.wiring import Project
+from tests.bot.servers import Server, free_port
+
+pytestmark = pytest.mark.integration
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+GENERATED_QUESTION = "How long do the Nebula Buds last on one charge?"  # a passage of the care guide: generated
+WAIT_MS = 60_000
+
+playwright = pytest.importorskip("playwright.sync_api")
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        "Debian's chromium is missing: `make setup` installs it as root (apt-get install chromium)",
+        allow_module_level=True,
+    )
+expect = playwright.expect
+
+
+def data_dir(shop_project: Project, root: Path) -> Path:
+    root.mkdir()
+    for name in ("models", "index"):
+        (root / name).symlink_to(shop_project.data_dir / name)
+    return root
+
+
+@pytest.fixture
+def server(running_shop: Server) -> Server:
+    return running_shop
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with playwright.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM)
+        yield launched
+        launched.close()
+
+
+def ask(page: object, text: str) -> None:
+    box = page.get_by_role("textbox")  # type: ignore[attr-defined]
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_streamed_reply_quick_reply_thumbs_and_history_after_a_reload(server: Server, browser: object) -> None:
+    page = browser.new_page(locale="zh-CN")  # type: ignore[attr-defined]
+    page.goto(server.url + "/")
+    expect(page.get_by_role("dialog", name="在线客服")).to_be_visible()
+
+    ask(page, GENERATED_QUESTION)
+    streamed = page.locator(".msg.bot[data-streamed='true']")
+    expect(streamed).to_contain_text("6 hours", timeout=WAIT_MS)  # shown as it streamed, then stored
+
+    ask(page, "退货")
+    page.get_by_role("button", name="退货政策").click()
+    answer = page.locator(".msg.bot").last
+    expect(answer).to_contain_text("7 天", timeout=WAIT_MS)
+    answer.get_by_role("button", name="有帮助", exact=True).click()
+    expect(answer.locator(".thumbs")).to_have_attribute("data-recorded", "true")
+
+    said = page.locator(".msg.user .text")
+    expect(said).to_have_count(3)
+    page.reload()
+    expect(said).to_have_text([GENERATED_QUESTION, "退货", "退货政策"], timeout=WAIT_MS)
+    expect(page.locator(".msg.bot", has_text="7 天")).to_have_count(1)
+    expect(page.locator(".msg.bot[data-seq]")).to_have_count(3)  # greeting aside, each reply once
+    page.close()
+
+
+def test_keyboard_phone_width_english_ui_and_csat(server: Server, browser: object) -> None:
+    page = browser.new_page(locale="en-US", viewport={"width": 375, "height": 700})  # type: ignore[attr-defined]
+    page.goto(server.url + "/")
+    panel = page.get_by_role("dialog", name="Customer service")
+    expect(panel).to_be_visible()
+    assert panel.bounding_box()["width"] == 375  # full width on a phone
+
+    page.get_by_role("textbox", name="Type your question…").focus()
+    page.keyboard.press("Escape")
+    expect(panel).to_be_hidden()
+    launcher = page.get_by_role("button", name="Open customer service chat")
+    expect(launcher).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(panel).to_be_visible()
+    expect(page.get_by_role("textbox")).to_be_focused()
+
+    page.keyboard.type("How much is the X1 Pro?")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("log")).to_contain_text("¥5999", timeout=WAIT_MS)
+
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("textbox")).to_have_attribute("placeholder", "请输入您的问题…")
+    page.get_by_role("button", name="结束对话").click()
+    page.get_by_role("button", name="5 分").click()
+    expect(page.get_by_text("谢谢您的评价！")).to_be_visible()
+    page.close()
+
+
+def test_the_widget_reconnects_after_a_restart_and_loses_or_repeats_nothing(
+    shop_project: Project, tmp_path: Path, browser: object
+) -> None:
+    data, port = data_dir(shop_project, tmp_path / "data"), free_port()
+    server = Server(data, port=port)
+    page = browser.new_page(locale="zh-CN")  # type: ignore[attr-defined]
+    try:
+        page.goto(server.url + "/")
+        ask(page, "我想查订单")
+        expect(page.locator(".msg.bot").last).to_contain_text("订单号", timeout=WAIT_MS)
+
+        server.stop()
+        expect(page.get_by_role("status").first).to_contain_text("重新连接", timeout=WAIT_MS)
+        ask(page, "SO20261001")  # typed while the server is down: kept, and sent once it is back
+        expect(page.locator(".msg.user.pending")).to_have_count(1)
+
+        server = Server(data, port=port)
+        expect(page.locator(".msg.bot").last).to_contain_text("已发货", timeout=WAIT_MS)
+        expect(page.locator(".msg.user.pending")).to_have_count(0)
+        expect(page.locator(".msg.bot .card").last).to_contain_text("订单 SO20261001")  # the order card
+        expect(page.locator(".msg.user", has_text="SO20261001")).to_have_count(1)
+        expect(page.locator(".msg.bot", has_text="已发货")).to_have_count(1)
+        page.reload()  # what the server stored is what was shown: nothing lost, nothing twice
+        expect(page.locator(".msg.user .text")).to_have_text(["我想查订单", "SO20261001"], timeout=WAIT_MS)
+        expect(page.locator(".msg.bot", has_text="已发货")).to_have_count(1)
+    finally:
+        page.close()
+        server.stop()

@@ -1,5 +1,6 @@
 """The `kefu` command: init, train [nlu|core|knowledge|reward|generator], index, chat, run,
-test [stories|nlu|knowledge|generation], export [sft|preferences], serve generator, archive."""
+test [stories|nlu|knowledge|generation], export [sft|preferences], serve generator, archive, analytics,
+operators."""
 
 from __future__ import annotations
 
@@ -92,6 +93,14 @@ def _parser() -> argparse.ArgumentParser:
     archive.add_argument("--export", metavar="FILE.jsonl", type=Path, default=None, help="one JSON line a session")
     archive.add_argument("--now", action="store_true", help="first archive every session that has ended")
     archive.add_argument("--all", action="store_true", help="with --now: open sessions too")
+    analytics = command("analytics", _analytics, "containment, handoffs, fallbacks, CSAT, unanswered questions")
+    analytics.add_argument("--days", type=float, default=7.0, help="the last N days of the archive (0: all)")
+    analytics.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    analytics.add_argument("--plots", metavar="DIR", type=Path, default=None, help="write PNG charts into DIR")
+    operators = command("operators", _operators, "list, add or remove operator console accounts")
+    operators.add_argument("--add", metavar="NAME", default=None, help="add NAME (asks for a password twice)")
+    operators.add_argument("--remove", metavar="NAME", default=None)
+    operators.add_argument("--password-stdin", action="store_true", help="with --add: read the password from stdin")
     run = command("run", _run, "serve the bot over HTTP")
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--host", default=None)
@@ -263,6 +272,18 @@ def _archive(args: argparse.Namespace, settings: Settings) -> int:
     return run_archive(
         args.project, settings, search=args.search, export=args.export, now=args.now, everything=args.all
     )
+
+
+def _analytics(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.assist.analytics_cli import run_analytics
+
+    return run_analytics(args.project, days=args.days, as_json=args.json, plots=args.plots, settings=settings)
+
+
+def _operators(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.assist.operators_cli import run_operators
+
+    return run_operators(args.project, settings, add=args.add, remove=args.remove, password_stdin=args.password_stdin)
 
 
 def _index(args: argparse.Namespace, settings: Settings) -> int:

@@ -7,13 +7,22 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 from bot.errors import BadRequestError, KefuError, StaleSessionError
-from bot.events import BotUttered, FeedbackGiven, HandedBack, OperatorMessage, SuggestionRated, TurnFailed
+from bot.events import (
+    BotUttered,
+    FeedbackGiven,
+    HandedBack,
+    OperatorMessage,
+    Session,
+    SuggestionRated,
+    TurnFailed,
+)
 from bot.nlu.features import detect_language
 from bot.sessions.redis_store import RedisSessionStore
 from bot.trace import PartialSink
-from bot.turn import TurnParts, run_turn
+from bot.turn import TurnParts, reply_of, run_turn
 from bot.types import Message, Reply, Trace
 from safety.audit import AuditLog, audit_records
 
@@ -33,6 +42,19 @@ class BotAnswer:
     duplicate: bool = False
 
 
+class HandoffHooks(Protocol):
+    """What happens around a turn's commit when a human is involved (bot/assist/handoff.py)."""
+
+    async def before_commit(self, session: Session, message: Message) -> Session:
+        """The turn's session, with anything to add before it is stored (e.g. where the customer stands in
+        the queue); called under the conversation's lock."""
+        ...
+
+    async def after_commit(self, session: Session) -> None:
+        """After the turn is stored (e.g. queue the conversation, tell operators that it changed)."""
+        ...
+
+
 class Bot:
     def __init__(
         self,
@@ -42,8 +64,10 @@ class Bot:
         max_message_chars: int = 4000,
         warm_ups: tuple[Callable[[], None], ...] = (),
         audit: AuditLog | None = None,
+        handoffs: HandoffHooks | None = None,
     ) -> None:
         self.parts = parts
+        self.handoffs = handoffs
         self.store = store
         self.audit = audit
         self._max_chars = max_message_chars
@@ -116,10 +140,17 @@ class Bot:
         async with self.store.lock(message.conversation_id) as token:
             session = await self.store.load(message.conversation_id)
             result = await run_turn(self.parts, session, message, on_partial=on_partial)
-            await self.store.commit(result.session, token)
+            turn, replies = result.session, result.replies
+            if self.handoffs is not None:
+                turn = await self.handoffs.before_commit(turn, message)
+                added = turn.new_events[len(result.session.new_events) :]
+                replies += tuple(reply_of(e, result.trace.trace_id) for e in added if isinstance(e, BotUttered))
+            await self.store.commit(turn, token)
+            if self.handoffs is not None:
+                await self.handoffs.after_commit(turn)
         self._remember(result.trace)
         self._audit(result.trace)
-        return BotAnswer(result.replies, result.trace)
+        return BotAnswer(replies, result.trace)
 
     async def _failed(self, message: Message, err: Exception) -> BotAnswer:
         language = detect_language(message.text)

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -14,7 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from bot.assist.archive import open_archive, session_idle_s, start_archiver
+from bot.assist.archive import Archive, open_archive, session_idle_s, start_archiver
+from bot.assist.console import Console, ConsoleParts
+from bot.assist.console_auth import ConsoleAuth
+from bot.assist.operators import ConsoleSessions, OperatorAccounts
+from bot.assist.suggest import Suggester, suggester_for
+from bot.channels.base import Channel
 from bot.channels.registry import HideQueryStrings, channels_from_env
 from bot.errors import BadRequestError, KefuError
 from bot.runtime import BotAnswer
@@ -30,9 +35,13 @@ ARCHIVE_EVERY_S = 60.0  # how often ended conversations move from Redis to the a
 
 def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
     bot = runtime.bot
-    channels = channels_from_env(bot)
+    desk = runtime.desk
+    channels = channels_from_env(bot, desk.notifier if desk else None)
     logging.getLogger("uvicorn.access").addFilter(HideQueryStrings())
     admin_token = settings.admin_token.get_secret_value() if settings and settings.admin_token else ""
+    archive = open_archive(runtime.project, settings or Settings())
+    suggester = suggester_for(runtime)
+    console = _console(runtime, archive, channels, suggester)
 
     async def on_message(message: Message, on_partial: PartialSink | None = None) -> BotAnswer:
         return await bot.handle(message, on_partial=on_partial)
@@ -63,14 +72,15 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(bot.warm_up)
         runtime.warm_up_generator_in_background()
-        archive = open_archive(runtime.project, settings or Settings())
         await archive.open()  # a wrong KEFU_ARCHIVE_URL stops the start with the reason
         archiver = start_archiver(bot, archive, ARCHIVE_EVERY_S, idle_s=session_idle_s(runtime.project))
+        learner = asyncio.create_task(_learn_past_replies(suggester, archive), name="kefu-past-replies")
         log.info("kefu is ready")
         yield
-        archiver.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await archiver
+        for task in (archiver, learner):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await archive.close()
         await runtime.aclose()
 
@@ -78,8 +88,35 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
         Route("/health", health),
         Route("/admin/knowledge/reload", reload_knowledge, methods=["POST"]),
         *(route for channel in channels for route in channel.routes(on_message)),
+        *(console.routes() if console else ()),
     ]
     return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequestError: bad_request})
+
+
+async def _learn_past_replies(suggester: Suggester, archive: Archive) -> None:
+    """Keep the operators' past replies searchable for suggestions as the archive grows."""
+    if suggester.archive_index is None:
+        return
+    while True:
+        try:
+            await suggester.archive_index.refresh(archive)
+        except KefuError as err:
+            log.warning("could not index past operator replies: %s", err)
+        await asyncio.sleep(ARCHIVE_EVERY_S)
+
+
+def _console(runtime: Runtime, archive: Archive, channels: Sequence[Channel], suggester: Suggester) -> Console | None:
+    """The operator console, with the channels that deliver operators' messages; accounts are read now, so
+    a malformed accounts file stops the start with its line."""
+    if runtime.desk is None:
+        return None
+    runtime.desk.use_channels(channels)
+    client = runtime.bot.store.client
+    accounts = OperatorAccounts.load(runtime.project.data_dir)
+    if not len(accounts):
+        log.info("the operator console has no accounts yet: run `kefu operators add NAME`")
+    auth = ConsoleAuth(accounts, ConsoleSessions(client))
+    return Console(ConsoleParts(runtime.desk, auth, archive, suggester))
 
 
 def _refuse_admin(request: Request, token: str) -> JSONResponse | None:

@@ -85,21 +85,21 @@ async def run_turn(
     elif not session.state.handed_off:  # handed off: a human answers; the bot stays silent
         session = session.with_events(extract_slots(parts.domain, session, nlu))
         session = await _act(parts, session, trace)
-    replies = tuple(
-        Reply(
-            text=e.text,
-            buttons=e.buttons,
-            fact_ids=e.fact_ids,
-            trace_id=trace.trace_id,
-            template=e.template,
-            reply_id=e.reply_id,
-            image=e.image,
-            custom=e.custom,
-        )
-        for e in session.new_events
-        if isinstance(e, BotUttered)
-    )
+    replies = tuple(reply_of(e, trace.trace_id) for e in session.new_events if isinstance(e, BotUttered))
     return TurnResult(session, replies, trace.freeze())
+
+
+def reply_of(event: BotUttered, trace_id: str) -> Reply:
+    return Reply(
+        text=event.text,
+        buttons=event.buttons,
+        fact_ids=event.fact_ids,
+        trace_id=trace_id,
+        template=event.template,
+        reply_id=event.reply_id,
+        image=event.image,
+        custom=event.custom,
+    )
 
 
 async def _act(parts: TurnParts, session: Session, trace: TraceRecorder) -> Session:

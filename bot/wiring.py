@@ -22,6 +22,9 @@ from bot.actions.custom import load_python_actions, load_validators
 from bot.actions.forms import FormAction, FormRules
 from bot.actions.responses import ResponseAction, ResponseRenderer
 from bot.actions.sources import custom_actions
+from bot.assist.handoff import HandoffDesk
+from bot.assist.handoff_queue import HandoffQueue
+from bot.assist.notify import Notifier
 from bot.errors import ConfigError, ProjectError
 from bot.generation.chat import ChatGenerator, ChatModel
 from bot.generation.openai_http import OpenAIChat
@@ -248,6 +251,7 @@ class Runtime:
     embedded: EmbeddedRedis | None
     generator: Generator | None
     knowledge: KnowledgeBase | None = None
+    desk: HandoffDesk | None = None
 
     def warm_up_generator_in_background(self) -> None:
         """The LLM loads in the background: exact answers work at once, generated ones once it is ready."""
@@ -256,6 +260,8 @@ class Runtime:
             threading.Thread(target=_quiet(warm), name="generator-warm-up", daemon=True).start()
 
     async def aclose(self) -> None:
+        if self.desk is not None:
+            await self.desk.notifier.close()
         await self.bot.store.close()
         if self.embedded is not None:
             self.embedded.stop()
@@ -265,10 +271,17 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
     """Everything wired; nothing heavy loaded yet (`bot.warm_up()` does that)."""
     wired = build_parts(project, settings)
     store, embedded = session_store(project, settings)
+    labels = project.config.dialogue.clarify.labels
+    desk = HandoffDesk(HandoffQueue(store.client), Notifier(store.client), store, project.files.domain, labels)
     bot = Bot(
-        wired.parts, store, max_message_chars=settings.max_message_chars, warm_ups=wired.warm_ups, audit=wired.audit
+        wired.parts,
+        store,
+        max_message_chars=settings.max_message_chars,
+        warm_ups=wired.warm_ups,
+        audit=wired.audit,
+        handoffs=desk,
     )
-    return Runtime(project, bot, embedded, wired.generator, wired.retriever)
+    return Runtime(project, bot, embedded, wired.generator, wired.retriever, desk)
 
 
 @dataclass(frozen=True, slots=True)

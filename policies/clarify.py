@@ -32,8 +32,8 @@ class ClarifyPolicy:
         if session.latest_action() != ACTION_LISTEN or session.active_form is not None or _just_asked(session):
             return None
         message = session.latest_message()
-        if message is None or message.nlu is None:
-            return None
+        if message is None or message.nlu is None or message.nlu.intent in self._exclude:
+            return None  # below the NLU's threshold the intents are guesses: the answer path looks it up instead
         choices = self.choices(message.nlu.ranking)
         if len(choices) < 2:
             return None

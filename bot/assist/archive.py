@@ -101,6 +101,11 @@ class Archive:
         """The conversation's archived sessions (or the one numbered), in order."""
         return await self._run(self._backend.get, conversation_id, session_number)
 
+    async def sessions(self, *, since: float | None = None, limit: int = 100_000) -> list[ArchivedSession]:
+        """Archived sessions that ended since `since`, oldest first, at most `limit` (the newest ones)."""
+        found = await self._run(lambda: list(self._backend.scan(since)))
+        return found[-limit:] if limit > 0 else []
+
     async def export_jsonl(self, target: Path | IO[str], *, since: float | None = None) -> int:
         """Write one JSON object per archived session (ended since `since`, oldest first); returns the count."""
         return await self._run(self._export, target, since)

@@ -28,7 +28,7 @@ from bot.types import FALLBACK_INTENT, LANGUAGE_SLOT, Language, SlotValue
 from safety.pii import mask_pii
 
 FormStatus = Literal["in_progress", "completed", "cancelled"]
-Labels = Mapping[str, Mapping[str, str]]  # intent -> {language: label}, as kefu.yml's dialogue.clarify.labels
+Labels = Mapping[str, Mapping[Language, str]]  # intent -> {language: label}, as kefu.yml's dialogue.clarify.labels
 
 _HAN = re.compile(r"[\u3400-\u9fff]")
 _SPACES = re.compile(r"\s+")

@@ -10,7 +10,7 @@ answering in the platform's format; `deliver()` when the platform has a push API
 from __future__ import annotations
 
 from collections.abc import Awaitable, Sequence
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from starlette.routing import BaseRoute
 
@@ -33,6 +33,7 @@ class Channel(Protocol):
         ...
 
 
+@runtime_checkable
 class PushChannel(Channel, Protocol):
     async def deliver(self, recipient: str, replies: Sequence[Reply]) -> None:
         """Send replies outside a request: after the platform's reply deadline, or an operator's message."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from bot.assist.notify import Notifier
 from bot.channels.api_keys import ApiKeys
 from bot.channels.api_v1 import ApiV1Channel
 from bot.channels.base import Channel
@@ -17,11 +18,12 @@ from bot.runtime import Bot
 log = logging.getLogger(__name__)
 
 
-def channels_from_env(bot: Bot) -> list[Channel]:
-    """Every channel this process serves; the optional ones log that they are on."""
+def channels_from_env(bot: Bot, notifier: Notifier | None = None) -> list[Channel]:
+    """Every channel this process serves; the optional ones log that they are on. With `notifier`, widgets
+    receive what is said elsewhere (an operator's message) as it happens."""
     found: list[Channel] = [
         RestChannel(on_feedback=bot.record_feedback),
-        WebChannel(bot),
+        WebChannel(bot, notifier),
         ApiV1Channel(bot, ApiKeys.from_env()),
     ]
     for optional in (wechat_channel_from_env(), wecom_channel_from_env()):

@@ -10,6 +10,10 @@ The protocol (JSON text frames) is built so that a reconnecting widget loses and
   transcript, once the turn that took it has committed;
 - client `feedback {reply_id, rating}` (thumbs) or `csat {rating}`: `recorded`;
 - anything malformed: `error {error}`, and the connection stays open.
+
+Between frames the server sends `messages` on its own when the conversation changes elsewhere (a human
+agent wrote, the conversation was handed back): change notices over Redis reach whichever process holds
+the socket.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from bot.assist.notify import Notifier, conversation_topic
 from bot.channels.base import TurnHandler
 from bot.channels.transcript import transcript
 from bot.errors import BadRequestError, KefuError
@@ -47,13 +52,14 @@ class WebChannel:
 
     name = "web"
 
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, notifier: Notifier | None = None) -> None:
         self._bot = bot
+        self._notifier = notifier
 
     def routes(self, handler: TurnHandler) -> list[BaseRoute]:
         async def socket(websocket: WebSocket) -> None:
             await websocket.accept()
-            await _Connection(websocket, self._bot, handler).serve()
+            await _Connection(websocket, self._bot, handler, self._notifier).serve()
 
         return [
             WebSocketRoute("/ws", socket),
@@ -77,12 +83,15 @@ def _asset(name: str) -> str:
 
 
 class _Connection:
-    def __init__(self, websocket: WebSocket, bot: Bot, handler: TurnHandler) -> None:
+    def __init__(self, websocket: WebSocket, bot: Bot, handler: TurnHandler, notifier: Notifier | None) -> None:
         self._ws = websocket
         self._bot = bot
         self._handler = handler
+        self._notifier = notifier
         self._conversation = ""
         self._seen = -1  # the last transcript position this socket has sent
+        self._sending = asyncio.Lock()  # frames from the reader and from change notices never interleave
+        self._follower: asyncio.Task[None] | None = None
 
     async def serve(self) -> None:
         try:
@@ -95,6 +104,20 @@ class _Connection:
         except KefuError as err:  # Redis went away: the widget reconnects and resends what was not answered
             log.warning("web socket closed: %s", type(err).__name__)
             await self._ws.close(code=1011)
+        finally:
+            if self._follower is not None:
+                self._follower.cancel()
+
+    async def _follow(self, conversation_id: str) -> None:
+        """Sync whenever the conversation changes elsewhere (an operator wrote)."""
+        assert self._notifier is not None
+        try:
+            async with self._notifier.listen(conversation_topic(conversation_id)) as changes:
+                while True:
+                    await changes.get()
+                    await self._sync()
+        except (WebSocketDisconnect, RuntimeError, KefuError):
+            return  # the socket closed under us, or Redis went away: the widget's reconnect catches up
 
     async def _receive(self) -> dict[str, Any] | None:
         raw = await self._ws.receive_text()
@@ -135,6 +158,10 @@ class _Connection:
         self._seen = after if known and isinstance(after, int) and not isinstance(after, bool) else -1
         await self._send({"type": "welcome", "conversation_id": self._conversation})
         await self._sync()
+        if self._notifier is not None:
+            if self._follower is not None:
+                self._follower.cancel()
+            self._follower = asyncio.create_task(self._follow(self._conversation))
 
     async def _message(self, frame: dict[str, Any]) -> None:
         message_id, text = frame.get("id"), frame.get("text")
@@ -193,13 +220,15 @@ class _Connection:
         await self._send({"type": "recorded", "kind": event.kind, "reply_id": event.reply_id})
 
     async def _sync(self) -> None:
-        said = transcript(await self._bot.store.history(self._conversation), after=self._seen)
-        if said:
-            self._seen = said[-1]["seq"]
-        await self._send({"type": "messages", "messages": said})
+        async with self._sending:
+            said = transcript(await self._bot.store.history(self._conversation), after=self._seen)
+            if said:
+                self._seen = said[-1]["seq"]
+            await self._ws.send_text(json.dumps({"type": "messages", "messages": said}, ensure_ascii=False))
 
     async def _send(self, frame: dict[str, Any]) -> None:
-        await self._ws.send_text(json.dumps(frame, ensure_ascii=False))
+        async with self._sending:
+            await self._ws.send_text(json.dumps(frame, ensure_ascii=False))
 
     async def _error(self, text: str) -> None:
         await self._send({"type": "error", "error": text})

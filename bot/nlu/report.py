@@ -100,7 +100,7 @@ def confusion_figure(evaluation: NluEvaluation) -> Figure:
     axes = figure.add_subplot()
     image = axes.imshow(shares, cmap="Blues", vmin=0.0, vmax=1.0, interpolation="nearest")
     size = 9.0 if n <= ANNOTATE_MAX_LABELS else max(3.0, min(8.0, 800.0 / n))
-    fonts = list(_font_families())
+    fonts = list(font_families())
     axes.set_xticks(range(n), labels, rotation=90, fontsize=size, fontfamily=fonts)
     axes.set_yticks(range(n), labels, fontsize=size, fontfamily=fonts)
     axes.set_xlabel("predicted intent")
@@ -139,7 +139,7 @@ def _save(figure: Figure, path: Path) -> None:
 
 
 @functools.cache
-def _font_families() -> tuple[str, ...]:
+def font_families() -> tuple[str, ...]:
     # Only installed fonts are named: an absent family makes matplotlib log a findfont warning per text.
     manager = font_manager.fontManager
     installed = {font.name for font in manager.ttflist}

@@ -62,7 +62,7 @@ def keys(conversation_id: str) -> tuple[str, str, str]:
 class StoreOptions:
     lock_ttl_ms: int = 15_000
     lock_wait_s: float = 10.0
-    expiration_s: float = 30 * 60.0
+    expiration_s: float = 30 * 60.0  # 0: never
     carry_over_slots: bool | tuple[str, ...] = True  # all, none, or these slots
     dedupe_ttl_s: int = 24 * 3600
 
@@ -86,6 +86,11 @@ class RedisSessionStore:
         self._commit_script = client.register_script(_COMMIT)
         self._unlock_script = client.register_script(_UNLOCK)
         self._extend_script = client.register_script(_EXTEND)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The Redis this store uses, for the parts that share it (the handoff queue, change notices)."""
+        return self._redis
 
     @asynccontextmanager
     async def lock(self, conversation_id: str) -> AsyncIterator[str]:
@@ -129,7 +134,8 @@ class RedisSessionStore:
         events = tuple(decode_event(raw) for raw in raw_events)
         state = SessionState.from_dict(json.loads(raw_state)) if raw_state else _replay(events)
         now = self._clock()
-        if events and now - state.last_activity <= self._options.expiration_s:
+        expiration = self._options.expiration_s
+        if events and (expiration <= 0 or now - state.last_activity <= expiration):  # 0: sessions never expire
             return Session(conversation_id, events, state, version)
         keep = self._options.carry_over_slots
         carried = {k: v for k, v in state.slots.items() if keep is True or (keep and k in keep)}

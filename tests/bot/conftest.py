@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -15,6 +16,18 @@ from bot.types import Message
 from bot.wiring import Project, Runtime, build_runtime, open_project, train
 from tests.bot.servers import Server
 from tests.conftest import SHOP
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """Debian's chromium through Playwright (the browser tests skip themselves when either is missing)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM)
+        yield launched
+        launched.close()
 
 
 @pytest.fixture(scope="session")

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bot.wiring import Project
+from tests.bot.conftest import CHROMIUM
 from tests.bot.servers import Server, free_port
 
 pytestmark = pytest.mark.integration
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 GENERATED_QUESTION = "How long do the Nebula Buds last on one charge?"  # a passage of the care guide: generated
 WAIT_MS = 60_000
 
@@ -36,14 +34,6 @@ def data_dir(shop_project: Project, root: Path) -> Path:
 @pytest.fixture
 def server(running_shop: Server) -> Server:
     return running_shop
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as driver:
-        launched = driver.chromium.launch(executable_path=CHROMIUM)
-        yield launched
-        launched.close()
 
 
 def ask(page: object, text: str) -> None:

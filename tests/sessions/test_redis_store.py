@@ -137,6 +137,20 @@ async def test_inactivity_starts_a_new_session_and_keeps_the_old_events(redis_cl
     assert len(await store.history(conversation)) == 6
 
 
+async def test_an_expiration_of_zero_means_sessions_never_expire(redis_client: aioredis.Redis) -> None:
+    clock = Clock()
+    store = RedisSessionStore(redis_client, StoreOptions(expiration_s=0), clock=clock)
+    conversation = cid()
+    async with store.lock(conversation) as token:
+        session = await store.load(conversation)
+        await store.commit(session.with_events([UserUttered(text="hi", timestamp=clock.now)]), token)
+    clock.now += 365 * 86400
+    session = await store.load(conversation)
+    assert session.state.session_number == 1 and [e.text for e in session.events if isinstance(e, UserUttered)] == [
+        "hi"
+    ]
+
+
 @pytest.mark.parametrize(("keep", "carried"), [(True, {"x": "1", "y": "2"}), (False, {}), (("y",), {"y": "2"})])
 async def test_a_new_session_carries_over_all_none_or_the_listed_slots(
     redis_client: aioredis.Redis, keep: bool | tuple[str, ...], carried: dict[str, str]

@@ -13,6 +13,8 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pydantic import ValidationError
+
 from bot.errors import ConfigError, KefuError
 from bot.settings import Settings
 from bot.types import Message, Story, Trace
@@ -27,7 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
     _take_late_project(parser, args, extra)
-    settings = Settings()
+    try:
+        settings = Settings()
+    except (ValidationError, KefuError) as err:  # a malformed KEFU_* variable or secret file
+        print(f"kefu: invalid setting: {err}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # it narrates every CPU feature it probes
     try:
@@ -104,6 +110,9 @@ def _parser() -> argparse.ArgumentParser:
     run = command("run", _run, "serve the bot over HTTP")
     run.add_argument("--port", type=int, default=None)
     run.add_argument("--host", default=None)
+    run.add_argument(
+        "--workers", type=_positive, default=1, help="processes sharing one Redis; about one per CPU core (default 1)"
+    )
     test = command("test", _test, "run the project's test stories, or evaluate its NLU or knowledge", _TEST_USAGE)
     nlu = test.add_argument_group("options")
     nlu.add_argument(
@@ -183,6 +192,12 @@ def _what(args: argparse.Namespace, command: str) -> tuple[str | None, Path]:
         f"`kefu {command} {args.what} {args.project}`: `{args.what}` is not one of {', '.join(words)}; "
         f"write `kefu {command} [{'|'.join(words)}] [PROJECT]`"
     )
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
 
 
 def _take_late_project(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
@@ -353,22 +368,10 @@ def format_trace(trace: Trace) -> str:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+    from bot.serve import serve
 
-    from bot.server import create_app
-
-    runtime = _ready_runtime(args.project, settings)
-    host, port = args.host or settings.host, args.port or settings.port
-    print(
-        f"kefu serves {args.project} on http://{host}:{port}: the chat widget's demo page at /, "
-        "POST /webhooks/rest/webhook, /api/v1 (docs at /api/v1/docs), GET /health"
-    )
-    uvicorn.run(
-        create_app(runtime, settings),
-        host=host,
-        port=port,
-        log_level=settings.log_level.lower(),
-        ws_max_size=64 * 1024,  # a widget frame is a message of at most a few KB
+    serve(
+        args.project, settings, host=args.host or settings.host, port=args.port or settings.port, workers=args.workers
     )
     return 0
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 
 class KefuError(Exception):
     """Root of every error kefu raises on purpose."""
@@ -52,3 +54,26 @@ class BadRequestError(KefuError):
 
 class NluBackendError(KefuError):
     """A remote NLU backend (a Rasa server) failed, timed out or answered something unusable."""
+
+
+class RateLimitedError(KefuError):
+    """A sender is over the rate limit (KEFU_RATE_LIMIT): the message was refused before anything was stored."""
+
+    def __init__(self, retry_after_s: float, *, limit: str, language: str = "en") -> None:
+        self.retry_after_s = retry_after_s
+        self.language = language
+        super().__init__(
+            f"too many messages from this sender (the limit is {limit}); wait {self.retry_after} s and send again"
+        )
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait, at least 1: the value of an HTTP `Retry-After` header."""
+        return max(1, math.ceil(self.retry_after_s))
+
+    @property
+    def polite(self) -> str:
+        """What to tell the customer, in the language of the refused message."""
+        if self.language == "zh":
+            return f"您发送消息太快了，请 {self.retry_after} 秒后再试。"
+        return f"You are sending messages too quickly; please wait {self.retry_after} seconds and try again."

@@ -210,12 +210,52 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         raise SessionStoreError(f"stored {cls.type_name!r} event does not match this kefu version: {err}") from err
 
 
+STORED_RANKING = 3  # intents of a message's ranking kept in storage; the turn's trace has them all
+
+
 def encode_event(event: Event) -> str:
-    return json.dumps(event_to_dict(event), ensure_ascii=False, separators=(",", ":"))
+    """The event as stored: compact JSON without fields at their defaults, the NLU ranking cut to its top intents
+    and its confidences to four decimals (a ten-turn conversation then takes about half the memory)."""
+    data = {k: v for k, v in event_to_dict(event).items() if not _is_default(type(event), k, v)}
+    nlu = data.get("nlu")
+    if isinstance(nlu, dict):
+        if nlu.get("text") == data.get("text"):
+            del nlu["text"]  # restored from the message on reading
+        for empty in ("entities", "warnings"):
+            if not nlu.get(empty):
+                nlu.pop(empty, None)
+        if "entities" in nlu:
+            nlu["entities"] = [{k: v for k, v in e.items() if v is not None} for e in nlu["entities"]]
+        nlu["confidence"] = round(nlu["confidence"], 4)
+        if "ranking" in nlu:
+            nlu["ranking"] = [{**r, "confidence": round(r["confidence"], 4)} for r in nlu["ranking"][:STORED_RANKING]]
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def decode_event(raw: str | bytes) -> Event:
-    return event_from_dict(json.loads(raw))
+    data = json.loads(raw)
+    if isinstance(data.get("nlu"), dict):
+        data["nlu"].setdefault("text", data.get("text", ""))
+    return event_from_dict(data)
+
+
+def _is_default(cls: type[Event], name: str, value: Any) -> bool:
+    """Whether a field holds its declared default, which decoding restores (so it need not be stored)."""
+    declared = _DEFAULTS.setdefault(cls, _defaults_of(cls))
+    return name in declared and _plain(declared[name]) == value
+
+
+def _defaults_of(cls: type[Event]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            found[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING and f.name != "timestamp":
+            found[f.name] = f.default_factory()
+    return found
+
+
+_DEFAULTS: dict[type[Event], dict[str, Any]] = {}
 
 
 def _plain(value: Any) -> Any:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from bot.errors import BadRequestError, KefuError, StaleSessionError
+from bot.errors import BadRequestError, KefuError, RateLimitedError, StaleSessionError
 from bot.events import (
     BotUttered,
     FeedbackGiven,
@@ -18,9 +19,12 @@ from bot.events import (
     Session,
     SuggestionRated,
     TurnFailed,
+    UserUttered,
 )
 from bot.nlu.features import detect_language
+from bot.sessions.rate_limit import RateLimiter
 from bot.sessions.redis_store import RedisSessionStore
+from bot.sessions.round_trips import counting_round_trips
 from bot.trace import PartialSink
 from bot.turn import TurnParts, reply_of, run_turn
 from bot.types import Message, Reply, Trace
@@ -40,6 +44,8 @@ class BotAnswer:
     replies: tuple[Reply, ...]
     trace: Trace | None
     duplicate: bool = False
+    round_trips: int = 0  # to Redis, for the whole turn (dedupe, lock, load, commit, queue, notices)
+    total_ms: float = 0.0  # the whole turn: the trace's stages plus the session store and handoff hooks
 
 
 class HandoffHooks(Protocol):
@@ -65,9 +71,11 @@ class Bot:
         warm_ups: tuple[Callable[[], None], ...] = (),
         audit: AuditLog | None = None,
         handoffs: HandoffHooks | None = None,
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         self.parts = parts
         self.handoffs = handoffs
+        self.rate_limiter = rate_limiter
         self.store = store
         self.audit = audit
         self._max_chars = max_message_chars
@@ -87,9 +95,14 @@ class Bot:
                 f"message is {len(message.text)} characters long; the limit is {self._max_chars} "
                 "(KEFU_MAX_MESSAGE_CHARS)"
             )
+        started = time.perf_counter()
+        with counting_round_trips() as trips:
+            await self._check_rate(message)
+            answer = await self._answer(message, on_partial)
+        return replace(answer, round_trips=trips.count, total_ms=(time.perf_counter() - started) * 1000)
+
+    async def _answer(self, message: Message, on_partial: PartialSink | None) -> BotAnswer:
         try:
-            if message.message_id and not await self.store.first_delivery(message.channel, message.message_id):
-                return BotAnswer((), None, duplicate=True)
             return await self._turn_with_retry(message, on_partial)
         except KefuError as err:
             log.warning("turn failed in conversation %s: %s", _ref(message.conversation_id), type(err).__name__)
@@ -97,6 +110,16 @@ class Bot:
         except Exception as err:  # the edge of a turn: a bug anywhere becomes a polite reply and a record
             log.exception("unexpected error in a turn of conversation %s", _ref(message.conversation_id))
             return await self._failed(message, err)
+
+    async def _check_rate(self, message: Message) -> None:
+        """RateLimitedError when the sender is over the rate limit: refused before anything is stored."""
+        if self.rate_limiter is None:
+            return
+        verdict = await self.rate_limiter.check(message.channel, message.sender_id)
+        if not verdict.allowed:
+            raise RateLimitedError(
+                verdict.retry_after_s, limit=str(self.rate_limiter.rule), language=detect_language(message.text)
+            )
 
     async def operator_reply(self, conversation_id: str, operator: str, text: str) -> Reply:
         """Record a human agent's message in a handed-off conversation; the channel delivers the reply."""
@@ -139,6 +162,8 @@ class Bot:
     async def _turn(self, message: Message, on_partial: PartialSink | None) -> BotAnswer:
         async with self.store.lock(message.conversation_id) as token:
             session = await self.store.load(message.conversation_id)
+            if _delivered_before(session, message):
+                return BotAnswer((), None, duplicate=True)
             result = await run_turn(self.parts, session, message, on_partial=on_partial)
             turn, replies = result.session, result.replies
             if self.handoffs is not None:
@@ -175,6 +200,18 @@ class Bot:
         self._traces[trace.trace_id] = trace
         while len(self._traces) > TRACES_KEPT:
             self._traces.popitem(last=False)
+
+
+def _delivered_before(session: Session, message: Message) -> bool:
+    """Whether the session already holds this message: a redelivery (a client's retry, the same message sent
+    to two servers). Checked under the lock against what is stored, so a delivery whose first turn died before
+    its commit is answered, and one whose turn committed is not answered twice."""
+    if not message.message_id:
+        return False
+    return any(
+        isinstance(e, UserUttered) and e.message_id == message.message_id and e.channel == message.channel
+        for e in reversed(session.events)
+    )
 
 
 def _check_rating(feedback: FeedbackGiven) -> None:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -20,9 +21,12 @@ from bot.assist.console_auth import ConsoleAuth
 from bot.assist.operators import ConsoleSessions, OperatorAccounts
 from bot.assist.suggest import Suggester, suggester_for
 from bot.channels.base import Channel
+from bot.channels.limits import BodyLimit
+from bot.channels.origins import AllowedOrigins, ScopedCors
 from bot.channels.registry import HideQueryStrings, channels_from_env
-from bot.errors import BadRequestError, KefuError
+from bot.errors import BadRequestError, KefuError, RateLimitedError
 from bot.runtime import BotAnswer
+from bot.server_timing import ServerTiming, record_timing
 from bot.settings import Settings
 from bot.trace import PartialSink
 from bot.types import Message
@@ -34,17 +38,21 @@ ARCHIVE_EVERY_S = 60.0  # how often ended conversations move from Redis to the a
 
 
 def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
+    settings = settings or Settings()
     bot = runtime.bot
     desk = runtime.desk
-    channels = channels_from_env(bot, desk.notifier if desk else None)
+    origins = AllowedOrigins(settings.cors_origin_list)
+    channels = channels_from_env(bot, desk.notifier if desk else None, origins)
     logging.getLogger("uvicorn.access").addFilter(HideQueryStrings())
-    admin_token = settings.admin_token.get_secret_value() if settings and settings.admin_token else ""
-    archive = open_archive(runtime.project, settings or Settings())
+    admin_token = settings.admin_token.get_secret_value() if settings.admin_token else ""
+    archive = open_archive(runtime.project, settings)
     suggester = suggester_for(runtime)
     console = _console(runtime, archive, channels, suggester)
 
     async def on_message(message: Message, on_partial: PartialSink | None = None) -> BotAnswer:
-        return await bot.handle(message, on_partial=on_partial)
+        answer = await bot.handle(message, on_partial=on_partial)
+        record_timing(answer)
+        return answer
 
     async def health(request: Request) -> JSONResponse:
         try:
@@ -68,6 +76,10 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
     async def bad_request(request: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"error": str(exc)}, status_code=413 if "limit" in str(exc) else 400)
 
+    async def rate_limited(request: Request, exc: Exception) -> JSONResponse:
+        wait = exc.retry_after if isinstance(exc, RateLimitedError) else 1  # registered for that class only
+        return JSONResponse({"error": str(exc)}, status_code=429, headers={"Retry-After": str(wait)})
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await asyncio.to_thread(bot.warm_up)
@@ -90,7 +102,13 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
         *(route for channel in channels for route in channel.routes(on_message)),
         *(console.routes() if console else ()),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, exception_handlers={BadRequestError: bad_request})
+    middleware = [  # CORS outermost, so that a 413 reaches the page that sent it
+        Middleware(ScopedCors, origins=origins),
+        Middleware(BodyLimit, max_bytes=settings.max_body_bytes),
+        *([Middleware(ServerTiming)] if settings.server_timing else []),
+    ]
+    handlers = {BadRequestError: bad_request, RateLimitedError: rate_limited}
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers=handlers)
 
 
 async def _learn_past_replies(suggester: Suggester, archive: Archive) -> None:

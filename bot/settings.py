@@ -7,29 +7,44 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import SettingsConfigDict
 
 from bot.actions.api_config import ApiSpec
 from bot.errors import ConfigError
+from bot.secrets import SecretFileSettings
+from bot.sessions.rate_limit import RateRule, parse_rate
 
 LanguageCode = Literal["zh", "en"]
 RuleDimension = Literal["number", "amount_of_money", "time", "phone_number", "order_id", "email"]
+_ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?")
 
 
 def _languages(*codes: LanguageCode) -> list[LanguageCode]:
     return list(codes)
 
 
-class Settings(BaseSettings):
-    """Process settings: `KEFU_*` environment variables, and `REDIS_URL`."""
+class Settings(SecretFileSettings):
+    """Process settings: `KEFU_*` environment variables, and `REDIS_URL`. Every secret (the SecretStr fields, and
+    the URLs, which may hold a password) may instead come from a file named by `<VARIABLE>_FILE`."""
 
     model_config = SettingsConfigDict(env_prefix="KEFU_", extra="ignore")
+    secret_fields = ("redis_url", "archive_url")
 
     redis_url: str | None = Field(
         None,
         validation_alias=AliasChoices("REDIS_URL", "KEFU_REDIS_URL"),
         description="Redis or Redis Cluster URL; unset means an embedded Redis under the project's .kefu/",
+        repr=False,  # may hold a password
     )
     host: str = Field("127.0.0.1", description="Address `kefu run` listens on")
     port: int = Field(8000, ge=1, le=65535, description="Port `kefu run` listens on")
@@ -47,7 +62,57 @@ class Settings(BaseSettings):
         None,
         description="Conversation archive: postgresql://user:password@host:5432/db (or sqlite:///path); "
         "unset means SQLite in PROJECT/.kefu/archive.sqlite3",
+        repr=False,  # may hold a password
     )
+    rate_limit: str = Field(
+        "30/60",
+        description="Messages one user may send: N/SECONDS (30/60: 30 a minute), shared by every process through "
+        "Redis; 0 or off: no limit",
+    )
+    rate_limit_burst: int | None = Field(
+        None, ge=1, description="Messages a user may send at once before the rate applies; default: N"
+    )
+    cors_origins: str = Field(
+        "",
+        description="Web pages (scheme://host[:port], comma-separated, or *) that may call the REST webhook and "
+        "/api/v1 from a browser and open the widget's /ws; empty: only pages of this server",
+    )
+    max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Larger HTTP request bodies are refused with 413 (routes may set less)"
+    )
+    server_timing: bool = Field(
+        False, description="Answer HTTP turns with a Server-Timing header: each stage's milliseconds, Redis round trips"
+    )
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit_parses(cls, value: str) -> str:
+        try:
+            parse_rate(value)
+        except ValueError as err:
+            raise ValueError(f"KEFU_RATE_LIMIT: {err}") from err
+        return value.strip()
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_origins(cls, value: str) -> str:
+        origins = [origin.strip() for origin in value.split(",") if origin.strip()]
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"KEFU_CORS_ORIGINS: {origin!r} is not an origin; write scheme://host[:port] without a path, "
+                    "e.g. https://shop.example.com, comma-separated, or * for any page"
+                )
+        return ",".join(origins)
+
+    @property
+    def rate_rule(self) -> RateRule | None:
+        """The per-user rate limit, or None when it is off."""
+        return parse_rate(self.rate_limit, self.rate_limit_burst)
+
+    @property
+    def cors_origin_list(self) -> tuple[str, ...]:
+        return tuple(origin for origin in self.cors_origins.split(",") if origin)
 
 
 class _Section(BaseModel):
@@ -139,6 +204,13 @@ class GeneratorConfig(_Section):
     candidates: int = Field(1, ge=1, le=8, description="Answers generated per question, reranked, the best kept")
     reward_model: bool = Field(True, description="Rerank with the trained reward model (`kefu train reward`) if any")
     stream: bool = Field(True, description="Stream answers sentence by sentence to channels that can show them")
+    deadline: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description="Seconds a turn waits for generated text; past it the answer quotes the facts without it (the "
+        "WeChat channels deliver a late answer by their push API)",
+    )
 
     @model_validator(mode="after")
     def _backend_needs(self) -> GeneratorConfig:
@@ -291,8 +363,12 @@ def load_project_config(project: Path) -> ProjectConfig:
         return ProjectConfig()
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not UTF-8 text ({err}); save it as UTF-8") from err
     except yaml.YAMLError as err:
         raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    except RecursionError as err:  # PyYAML parses nested collections recursively
+        raise ConfigError(f"{path}: nested too deeply to read (hundreds of levels); flatten it") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of settings at the top level, got {type(raw).__name__}")
     try:

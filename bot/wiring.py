@@ -43,6 +43,7 @@ from bot.project.validate import validate
 from bot.protocols import Action, DecodingParams, Embedder, Generator, Policy
 from bot.runtime import Bot
 from bot.sessions.connect import EmbeddedRedis, client_for_socket, client_for_url, describe_url
+from bot.sessions.rate_limit import RateLimiter
 from bot.sessions.redis_store import RedisSessionStore, StoreOptions
 from bot.settings import DialogueConfig, FormConfig, ProjectConfig, Settings, load_project_config
 from bot.turn import TurnParts
@@ -280,8 +281,15 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
         warm_ups=wired.warm_ups,
         audit=wired.audit,
         handoffs=desk,
+        rate_limiter=rate_limiter(store, settings),
     )
     return Runtime(project, bot, embedded, wired.generator, wired.retriever, desk)
+
+
+def rate_limiter(store: RedisSessionStore, settings: Settings) -> RateLimiter | None:
+    """The per-user limit of KEFU_RATE_LIMIT on the sessions' Redis (shared by every process), or None when off."""
+    rule = settings.rate_rule
+    return RateLimiter(store.client, rule) if rule is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +379,7 @@ def _answer_options(config: ProjectConfig) -> AnswerOptions:
         candidates=generator.candidates,
         params=params,
         stream=generator.stream,
+        deadline_s=generator.deadline,
     )
 
 

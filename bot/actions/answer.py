@@ -40,6 +40,7 @@ class AnswerOptions:
     candidates: int = 1
     params: DecodingParams = field(default_factory=DecodingParams)
     stream: bool = True
+    deadline_s: float = 30.0  # for the generated text, from the start of generation
 
 
 class AnswerAction:
@@ -91,13 +92,15 @@ class AnswerAction:
         assert self._generator is not None
         try:
             if trace.streaming and self._options.stream and self._options.candidates == 1:
-                return await stream_checked(
-                    self._generator, context, self._options.params, self._checks, session, trace
-                )
-            return await self._best_candidate(context, session, trace)
+                generated = stream_checked(self._generator, context, self._options.params, self._checks, session, trace)
+            else:
+                generated = self._best_candidate(context, session, trace)
+            return await asyncio.wait_for(generated, self._options.deadline_s)
         except GenerationError as err:  # the facts are still there to quote
             log.warning("generation failed, answering without it: %s", err)
-            return None
+        except TimeoutError:  # the generator's thread finishes on its own; its text is dropped
+            log.warning("no generated answer within %.1f s, answering without it", self._options.deadline_s)
+        return None
 
     async def _best_candidate(self, context: PromptContext, session: Session, trace: TraceSink) -> BotUttered | None:
         """Generate N candidates, rerank them, and say the best one that passes the output checks."""

@@ -33,6 +33,7 @@ from bot.channels.transcript import transcript
 from bot.errors import KefuError
 from bot.events import Event, FeedbackGiven, HandedOff, SessionStarted, UserUttered, event_to_dict
 from bot.nlu.features import detect_language
+from bot.sessions.jobs import claim_period
 from bot.sessions.redis_store import RedisSessionStore
 from safety.pii import mask_pii
 
@@ -268,7 +269,8 @@ def start_archiver(bot: Bot, archive: Archive, interval_s: float = 60.0, *, idle
 async def _archive_forever(store: RedisSessionStore, archive: Archive, interval_s: float, idle_s: float) -> None:
     while True:
         try:
-            await archive_ended(store, archive, idle_s=idle_s)
+            if await claim_period(store.client, "archiver", interval_s):  # one process of many archives
+                await archive_ended(store, archive, idle_s=idle_s)
         except KefuError as err:
             log.error("archiving failed, next try in %.0f s: %s", interval_s, err)
         except Exception:  # a bug here must not take the server down; the traceback is logged

@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -25,9 +25,10 @@ from starlette.routing import BaseRoute, Route
 from bot.channels.api_keys import ENV_KEYS, ENV_KEYS_FILE, ApiKeys
 from bot.channels.base import TurnHandler
 from bot.channels.openapi import API, HISTORY_LIMIT, docs_html, openapi_schema
-from bot.channels.rest import MAX_BODY_BYTES, feedback_event, json_object, sse_events
+from bot.channels.rest import MAX_BODY_BYTES, feedback_event, json_object, resumed, sse_events
 from bot.channels.transcript import transcript
-from bot.errors import BadRequestError, SessionStoreError
+from bot.errors import BadRequestError, RateLimitedError, SessionStoreError
+from bot.events import BotUttered
 from bot.runtime import Bot
 from bot.types import Message, Reply
 
@@ -71,19 +72,25 @@ class ApiV1Channel:
         async def send(request: Request) -> Response:
             return await self._send(request, handler)
 
+        send_message = self._guarded(send, "send_message")
+        list_messages = self._guarded(self._history, "list_messages")
+
+        async def messages(request: Request) -> Response:
+            # one route for both methods: a 405 to any other method then lists both in `Allow`
+            return await (send_message if request.method == "POST" else list_messages)(request)
+
         conversation = f"{API}/conversations/{{conversation_id}}"
         return [
             Route(f"{API}/openapi.json", self._openapi, methods=["GET"]),
             Route(f"{API}/docs", self._docs, methods=["GET"]),
-            Route(f"{conversation}/messages", self._guarded(send, "send_message"), methods=["POST"]),
-            Route(f"{conversation}/messages", self._guarded(self._history, "list_messages"), methods=["GET"]),
+            Route(f"{conversation}/messages", messages, methods=["GET", "POST"]),
             Route(f"{conversation}/feedback", self._guarded(self._feedback, "feedback"), methods=["POST"]),
             Route(f"{API}/traces/{{trace_id}}", self._guarded(self._trace, "trace"), methods=["GET"]),
         ]
 
     def _guarded(self, endpoint: Endpoint, operation: str) -> Endpoint:
-        """`endpoint` behind the API key; its ApiError, BadRequestError (400) and SessionStoreError (503) become
-        JSON errors."""
+        """`endpoint` behind the API key; its ApiError, BadRequestError (400), RateLimitedError (429) and
+        SessionStoreError (503) become JSON errors."""
 
         async def guarded(request: Request) -> Response:
             if not self._keys.enabled:
@@ -100,6 +107,8 @@ class ApiV1Channel:
                 return _error(err.status, str(err))
             except BadRequestError as err:
                 return _error(400, str(err))
+            except RateLimitedError as err:  # nothing was stored: the caller sends it again after Retry-After
+                return _error(429, str(err), {"Retry-After": str(err.retry_after)})
             except SessionStoreError as err:  # the details name the Redis: for the operator's log only
                 log.error("/api/v1 %s: %s", operation, err)
                 return _error(503, "the conversation store is unavailable; try again shortly", {"Retry-After": "5"})
@@ -143,8 +152,11 @@ class ApiV1Channel:
         if "csat" in data and ("rating" in data or "reply_id" in data):
             raise BadRequestError(f"send thumbs or CSAT, not both: {_FEEDBACK_EXAMPLE}")
         event = feedback_event(data)
-        if not await self._bot.store.history(conversation_id):
+        history = await self._bot.store.history(conversation_id)
+        if not history:
             raise ApiError(404, f"conversation {conversation_id!r} has no messages to rate")
+        if event.reply_id and event.reply_id not in {e.reply_id for e in history if isinstance(e, BotUttered)}:
+            raise ApiError(404, f"conversation {conversation_id!r} has no reply {event.reply_id!r} to rate")
         await self._bot.record_feedback(conversation_id, event)
         return JSONResponse({"recorded": True})
 
@@ -212,15 +224,9 @@ async def _stream(handler: TurnHandler, message: Message) -> Response:
     except BadRequestError as err:
         raise ApiError(_refusal_status(err), str(err)) from err
 
-    async def all_events() -> AsyncIterator[str]:
-        try:
-            yield first
-            async for event in events:
-                yield event
-        finally:  # a client that went away: sse_events still lets the turn complete and commit
-            await events.aclose()
-
-    return StreamingResponse(all_events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return StreamingResponse(
+        resumed(first, events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
 
 
 def _presented_key(request: Request) -> str:

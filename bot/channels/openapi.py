@@ -30,6 +30,7 @@ def _errors(*statuses: int) -> Json:
         403: "ApiOff",
         404: "NotFound",
         413: "TooLarge",
+        429: "TooManyMessages",
         503: "Unavailable",
     }
     return {str(status): {"$ref": f"#/components/responses/{names[status]}"} for status in statuses}
@@ -46,6 +47,8 @@ def _obj(required: list[str], properties: Json, *, closed: bool = True, **extra:
 _STR: Json = {"type": "string"}
 _NUM: Json = {"type": "number"}
 _STRINGS: Json = {"type": "array", "items": _STR}
+# Some character that is not white space as Python's str.strip sees it (the server refuses a blank message)
+_NOT_BLANK = r"[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 _COMMENT: Json = {"type": "string", "maxLength": 2000, "description": "What the customer wrote with the rating"}
 
 SCHEMAS: Json = {
@@ -54,7 +57,7 @@ SCHEMAS: Json = {
     "SendMessage": _obj(
         ["text"],
         {
-            "text": {"type": "string", "minLength": 1, "description": "The customer's message"},
+            "text": {"type": "string", "pattern": _NOT_BLANK, "description": "The customer's message"},
             "message_id": {
                 "type": "string",
                 "minLength": 1,
@@ -115,7 +118,11 @@ SCHEMAS: Json = {
     ),
     "ThumbsFeedback": _obj(
         ["reply_id", "rating"],
-        {"reply_id": {**_STR, "description": "A reply's `id`"}, "rating": {"enum": [1, -1]}, "comment": _COMMENT},
+        {
+            "reply_id": {**_STR, "minLength": 1, "description": "A reply's `id`"},
+            "rating": {"enum": [1, -1]},
+            "comment": _COMMENT,
+        },
     ),
     "CsatFeedback": _obj(["csat"], {"csat": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": _COMMENT}),
     "Feedback": {"oneOf": [_ref("ThumbsFeedback"), _ref("CsatFeedback")]},
@@ -160,6 +167,23 @@ _SSE = (
     "(with generated replies, `partial` events {reply_id, text} come first)"
 )
 
+
+def _event(name: str, data: Json) -> Json:
+    """One kind of server-sent event: its name, and its `data` line holding JSON of the schema `data`."""
+    payload = {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
+    return _obj(["event", "data"], {"event": {"const": name}, "data": payload}, closed=False)
+
+
+# With OpenAPI 3.1, the schema of an event stream describes each event ({event, data, id, retry})
+_SSE_EVENT: Json = {
+    "oneOf": [
+        _event("partial", _obj(["reply_id", "text"], {"reply_id": _STR, "text": _STR})),
+        _event("message", _ref("Reply")),
+        _event("done", _obj(["duplicate"], {"duplicate": {"type": "boolean"}})),
+    ],
+    "description": _SSE,
+}
+
 PATHS: Json = {
     f"{API}/conversations/{{conversation_id}}/messages": {
         "parameters": [_CONVERSATION],
@@ -175,10 +199,10 @@ PATHS: Json = {
                     "description": "The replies, or server-sent events with `stream: true`",
                     "content": {
                         "application/json": {"schema": _ref("MessageAnswer")},
-                        "text/event-stream": {"schema": {"type": "string", "description": _SSE}},
+                        "text/event-stream": {"schema": _SSE_EVENT},
                     },
                 },
-                **_errors(400, 401, 403, 413),
+                **_errors(400, 401, 403, 413, 429),
             },
         },
         "get": {
@@ -261,8 +285,13 @@ RESPONSES: Json = {
         {"WWW-Authenticate": {"schema": {"type": "string"}, "description": "Bearer"}},
     ),
     "ApiOff": _error_response("No API key is configured on the server (KEFU_API_KEYS): the API is off"),
-    "NotFound": _error_response("No such conversation or trace"),
+    "NotFound": _error_response("No such conversation, reply or trace"),
     "TooLarge": _error_response("The body is over 64 KB, or the message over the server's length limit"),
+    "TooManyMessages": _error_response(
+        "This conversation sent more messages than the server's rate limit (KEFU_RATE_LIMIT) allows; nothing was "
+        "stored: send the message again after Retry-After seconds",
+        {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}},
+    ),
     "Unavailable": _error_response(
         "The conversation store (Redis) is unreachable; retry later",
         {"Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}},

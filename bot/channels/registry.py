@@ -9,6 +9,7 @@ from bot.assist.notify import Notifier
 from bot.channels.api_keys import ApiKeys
 from bot.channels.api_v1 import ApiV1Channel
 from bot.channels.base import Channel
+from bot.channels.origins import AllowedOrigins
 from bot.channels.rest import RestChannel
 from bot.channels.web import WebChannel
 from bot.channels.wechat import wechat_channel_from_env
@@ -18,12 +19,15 @@ from bot.runtime import Bot
 log = logging.getLogger(__name__)
 
 
-def channels_from_env(bot: Bot, notifier: Notifier | None = None) -> list[Channel]:
+def channels_from_env(
+    bot: Bot, notifier: Notifier | None = None, origins: AllowedOrigins | None = None
+) -> list[Channel]:
     """Every channel this process serves; the optional ones log that they are on. With `notifier`, widgets
-    receive what is said elsewhere (an operator's message) as it happens."""
+    receive what is said elsewhere (an operator's message) as it happens; `origins` are the other sites whose
+    pages may open the widget's socket."""
     found: list[Channel] = [
         RestChannel(on_feedback=bot.record_feedback),
-        WebChannel(bot, notifier),
+        WebChannel(bot, notifier, origins),
         ApiV1Channel(bot, ApiKeys.from_env()),
     ]
     for optional in (wechat_channel_from_env(), wecom_channel_from_env()):

@@ -48,8 +48,10 @@ class RestChannel:
                 message = parse_request(await request.body())
             except BadRequestError as err:
                 return JSONResponse({"error": str(err)}, status_code=400)
+            events = sse_events(on_message, message)
+            first = await anext(events)  # a refusal (over the length or rate limit) is still a plain HTTP error
             return StreamingResponse(
-                sse_events(on_message, message), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+                resumed(first, events), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
             )
 
         async def feedback(request: Request) -> JSONResponse:
@@ -86,6 +88,8 @@ def feedback_event(data: Mapping[str, Any]) -> FeedbackGiven:
         raise BadRequestError('"comment" must be a string of at most 2000 characters')
     if "csat" in data:
         csat = data["csat"]
+        if isinstance(csat, float) and csat.is_integer():  # JSON has one kind of number: 3.0 is the integer 3
+            csat = int(csat)
         if not isinstance(csat, int) or isinstance(csat, bool):
             raise BadRequestError('"csat" must be an integer from 1 to 5')
         return FeedbackGiven(rating=csat, kind="csat", comment=comment)
@@ -120,6 +124,16 @@ async def sse_events(
             await asyncio.shield(turn)
 
 
+async def resumed(first: str, events: AsyncGenerator[str, None]) -> AsyncGenerator[str, None]:
+    """`events` again, its first event already taken (to answer a refusal with a plain error instead)."""
+    try:
+        yield first
+        async for event in events:
+            yield event
+    finally:  # a client that went away: sse_events still lets the turn complete and commit
+        await events.aclose()
+
+
 def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -150,11 +164,24 @@ def json_object(body: bytes, example: str) -> dict[str, Any]:
     if len(body) > MAX_BODY_BYTES:
         raise BadRequestError(f"request body is {len(body)} bytes; the limit is {MAX_BODY_BYTES}")
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        data = strict_json(body)
+    except ValueError as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequestError(f"body is not JSON ({err}); send {example}") from err
     if not isinstance(data, dict):
         raise BadRequestError(f"body must be a JSON object like {example}")
+    return data
+
+
+def strict_json(raw: bytes | str) -> Any:
+    """`json.loads`, refusing with ValueError what no store or channel could carry on: nesting past Python's
+    recursion limit, and lone surrogates (`"\\ud800"` is valid JSON, but no UTF-8 text can hold it)."""
+    try:
+        data = json.loads(raw)
+        json.dumps(data, ensure_ascii=False).encode()
+    except RecursionError as err:
+        raise ValueError("nested too deeply") from err
+    except UnicodeEncodeError as err:
+        raise ValueError("a string holds a lone surrogate, \\ud800 to \\udfff; send UTF-8 text") from err
     return data
 
 

@@ -34,8 +34,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from bot.assist.notify import Notifier, conversation_topic
 from bot.channels.base import TurnHandler
+from bot.channels.origins import AllowedOrigins
+from bot.channels.rest import strict_json
 from bot.channels.transcript import transcript
-from bot.errors import BadRequestError, KefuError
+from bot.errors import BadRequestError, KefuError, RateLimitedError
 from bot.events import FeedbackGiven
 from bot.runtime import Bot
 from bot.types import Message
@@ -52,13 +54,19 @@ class WebChannel:
 
     name = "web"
 
-    def __init__(self, bot: Bot, notifier: Notifier | None = None) -> None:
+    def __init__(self, bot: Bot, notifier: Notifier | None = None, origins: AllowedOrigins | None = None) -> None:
         self._bot = bot
         self._notifier = notifier
+        self._origins = origins or AllowedOrigins()
 
     def routes(self, handler: TurnHandler) -> list[BaseRoute]:
         async def socket(websocket: WebSocket) -> None:
+            origin = websocket.headers.get("origin")
             await websocket.accept()
+            if not self._origins.allows(origin, websocket.headers.get("host")):
+                self._origins.refused(origin or "")  # accepted first so the page sees 1008, not a failed handshake
+                await websocket.close(code=1008, reason="origin not allowed (KEFU_CORS_ORIGINS)")
+                return
             await _Connection(websocket, self._bot, handler, self._notifier).serve()
 
         return [
@@ -127,9 +135,9 @@ class _Connection:
             problem = f"frame of {len(raw)} characters; the limit is {MAX_FRAME_CHARS}"
         else:
             try:
-                frame = json.loads(raw)
-            except json.JSONDecodeError:
-                problem = 'frames are JSON objects such as {"type": "message", "id": "m1", "text": "hi"}'
+                frame = strict_json(raw)
+            except ValueError as err:  # not JSON, nested too deeply, or a lone surrogate
+                problem = f'frames are JSON objects such as {{"type": "message", "id": "m1", "text": "hi"}} ({err})'
         if not problem and (not isinstance(frame, dict) or not isinstance(frame.get("type"), str)):
             problem = 'a frame needs a "type": hello, message, feedback or csat'
         if problem:
@@ -177,6 +185,8 @@ class _Connection:
                     pass
         except BadRequestError as err:
             await self._send({"type": "error", "id": message_id, "error": str(err)})
+        except RateLimitedError as err:  # nothing was stored: the widget may send it again later
+            await self._send({"type": "error", "id": message_id, "error": err.polite, "retry_after": err.retry_after})
         finally:
             await self._sync()
             await self._send({"type": "typing", "on": False})

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -39,13 +39,14 @@ from bot.channels.wechat_crypto import MessageCipher, SignatureError, signature_
 from bot.channels.wechat_replies import Outgoing
 from bot.channels.wechat_xml import parse_xml
 from bot.errors import BadRequestError, ConfigError
+from bot.secrets import SecretFileSettings
 from bot.types import Reply
 
 HTTP_TIMEOUT_S = 5.0
 
 
-class WeChatSettings(BaseSettings):
-    """The Official Account's settings, from `KEFU_WECHAT_*` environment variables only (they hold secrets)."""
+class WeChatSettings(SecretFileSettings):
+    """The Official Account's settings, from `KEFU_WECHAT_*` environment variables (secrets also from `..._FILE`)."""
 
     model_config = SettingsConfigDict(env_prefix="KEFU_WECHAT_", extra="ignore")
 

@@ -21,7 +21,7 @@ from bot.channels.wechat_api import user_ref
 from bot.channels.wechat_crypto import MessageCipher, SignatureError, sign, signature_matches
 from bot.channels.wechat_replies import SORRY_TEXT, UNSUPPORTED_TEXT, MenuMemory, Outgoing, render
 from bot.channels.wechat_xml import MAX_BODY_BYTES, encrypted_envelope, news_reply, parse_xml, text_reply
-from bot.errors import BadRequestError, KefuError
+from bot.errors import BadRequestError, KefuError, RateLimitedError
 from bot.runtime import BotAnswer
 from bot.types import Message, Reply
 
@@ -181,6 +181,9 @@ class CallbackCore:
     async def _turn(self, handler: TurnHandler, message: Message) -> BotAnswer:
         try:
             return await handler(message)
+        except RateLimitedError as err:  # nothing was stored; the user may write again after the wait
+            log.info("%s user %s is over the rate limit", self.channel, user_ref(message.sender_id))
+            return BotAnswer((Reply(text=err.polite),), None)
         except KefuError as err:  # e.g. a message over the length limit; a 500 would only make WeChat retry
             log.warning("%s turn of user %s refused: %s", self.channel, user_ref(message.sender_id), err)
         except Exception:  # the edge of the channel: a bug becomes a polite reply, not a retried 500

@@ -26,6 +26,8 @@ def parse_xml(body: bytes | str) -> dict[str, str]:
         raise BadRequestError("XML with a DTD or entities is refused") from err
     except SafeET.ParseError as err:
         raise BadRequestError("body is not well-formed XML") from err
+    except (ValueError, LookupError) as err:  # expat: a multi-byte or unknown encoding= (WeChat sends UTF-8)
+        raise BadRequestError("XML must be UTF-8") from err
     if root.tag != "xml":
         raise BadRequestError("body must be an <xml> element")
     return {child.tag: (child.text or "").strip() for child in root if len(child) == 0}

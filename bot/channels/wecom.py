@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -34,13 +34,14 @@ from bot.channels.wechat_callback import (
 from bot.channels.wechat_crypto import MessageCipher, SignatureError, signature_matches
 from bot.channels.wechat_replies import Outgoing
 from bot.errors import BadRequestError, ConfigError
+from bot.secrets import SecretFileSettings
 from bot.types import Reply
 
 HTTP_TIMEOUT_S = 5.0
 
 
-class WeComSettings(BaseSettings):
-    """The WeCom application's settings, from `KEFU_WECOM_*` environment variables only (they hold secrets)."""
+class WeComSettings(SecretFileSettings):
+    """The WeCom application's settings, from `KEFU_WECOM_*` environment variables (secrets also from `..._FILE`)."""
 
     model_config = SettingsConfigDict(env_prefix="KEFU_WECOM_", extra="ignore")
 

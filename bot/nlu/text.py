@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 
-# C0/C1 controls except tab and newline, and the zero-width and bidi controls people paste by accident.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff]")
+# C0/C1 controls except tab and newline, the zero-width and bidi controls people paste by accident, and lone
+# surrogates (the JSON string "\ud800" decodes to one; tokenizers and the embedder need text that is UTF-8).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2064\ufeff\ud800-\udfff]")
 _SPACE = re.compile(r"\s+")
 # Full-width digits and Latin letters -> ASCII; punctuation such as "，" stays as the user typed it.
 _WIDTH = {code: code - 0xFEE0 for code in [*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B)]}

@@ -72,12 +72,16 @@ def _annotation_targets(match: re.Match[str], source: Source | None, line: int) 
     if match["entity"] is not None:
         return [(match["entity"].strip(), match["value"].strip() if match["value"] else None, None, None)]
     raw = "{" + match["dict"] + "}" if match["dict"] is not None else "[" + match["list"] + "]"
+    hint = '[text]{"entity": "name", "value": "value"}'
     try:
         decoded = json.loads(raw)
     except json.JSONDecodeError as err:
-        hint = '[text]{"entity": "name", "value": "value"}'
         message = f"the annotation {match[0]!r} is not valid JSON ({err.msg}); write it like {hint}"
         raise _error(message, source, line) from err
+    except RecursionError as err:  # json.loads recurses into nested arrays and objects
+        raise _error(
+            f"the annotation {match[0][:40]!r}... is nested too deeply; write it like {hint}", source, line
+        ) from err
     targets = []
     for item in decoded if isinstance(decoded, list) else [decoded]:
         if not isinstance(item, dict) or not isinstance(item.get("entity"), str):

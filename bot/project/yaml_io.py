@@ -8,6 +8,7 @@ so a categorical slot may have the values `yes` and `no`.
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +115,10 @@ def parse_yaml(text: str, *, path: Path) -> object:
         ) from err
     except yaml.YAMLError as err:
         raise ProjectError(f"this is not valid YAML: {err}", path=str(path)) from err
+    except RecursionError as err:  # PyYAML parses nested collections recursively
+        raise ProjectError(
+            "the YAML is nested too deeply to read (hundreds of levels); flatten it", path=str(path)
+        ) from err
 
 
 def read_yaml(path: Path) -> LineMap:
@@ -148,6 +153,10 @@ def type_name(value: object) -> str:
         return "a boolean"
     if isinstance(value, int | float):
         return "a number"
+    if isinstance(value, datetime.date):  # YAML reads an unquoted 2024-01-01 as a date
+        return f"the date {value.isoformat()} (quote it to make it text)"
+    if isinstance(value, bytes):
+        return "binary data"
     return f"the text {value!r}" if isinstance(value, str) else "text"
 
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import RedisError
 
 from bot.errors import SessionStoreError
+from bot.sessions.round_trips import CountingRedis, CountingRedisCluster
 
 log = logging.getLogger(__name__)
+
+# A Redis that restarts or fails over within about a second goes unnoticed; one that stays away fails the turn
+# with a polite reply (redis-py's default keeps retrying for several seconds, past a channel's deadline).
+_RETRY: dict[str, Any] = {"retry": Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 4)}
 
 # Append-only file with fsync every second: a killed process loses at most a second, a clean stop nothing.
 _EMBEDDED_CONFIG = {"appendonly": "yes", "appendfsync": "everysec"}
@@ -62,14 +71,33 @@ def describe_url(url: str) -> str:
 
 
 def client_for_url(url: str) -> aioredis.Redis:
+    """A client for `url`; `redis+cluster://host:port` (or `rediss+cluster://`) names any node of a Redis
+    Cluster, whose other nodes are discovered."""
+    scheme, cluster, rest = url.partition("+cluster://")
     try:
-        return aioredis.Redis.from_url(url, decode_responses=True)
-    except ValueError as err:
+        if cluster:  # the cluster client speaks the same commands; it is typed apart only by redis-py
+            return CountingRedisCluster.from_url(f"{scheme}://{rest}", decode_responses=True, **_RETRY)  # type: ignore[return-value]
+        return CountingRedis.from_url(url, decode_responses=True, **_RETRY)
+    except (ValueError, IndexError) as err:
         raise SessionStoreError(
             f"REDIS_URL {describe_url(url)!r} is not a Redis URL: {err}. Use redis://host:6379/0, "
-            "rediss://... or unix:///path/to/redis.sock"
+            "rediss://..., unix:///path/to/redis.sock or redis+cluster://node:7000 for a Redis Cluster"
         ) from err
 
 
 def client_for_socket(socket_path: str) -> aioredis.Redis:
-    return aioredis.Redis(unix_socket_path=socket_path, decode_responses=True)
+    return CountingRedis(unix_socket_path=socket_path, decode_responses=True, **_RETRY)
+
+
+async def check_reachable(url: str) -> None:
+    """Raise SessionStoreError, saying what to do, when the Redis at `url` does not answer."""
+    client = client_for_url(url)
+    try:
+        await client.ping()
+    except RedisError as err:
+        raise SessionStoreError(
+            f"REDIS_URL {describe_url(url)} does not answer ({err}). Start that Redis, correct REDIS_URL, or unset "
+            "it to use the embedded Redis"
+        ) from err
+    finally:
+        await client.aclose()

@@ -54,17 +54,25 @@ return 0
 
 def keys(conversation_id: str) -> tuple[str, str, str]:
     """The events, state and lock keys of one conversation (one cluster slot)."""
-    tag = "{" + conversation_id.replace("}", "_") + "}"
+    tag = "{" + _escape(conversation_id) + "}"
     return f"kefu:{tag}:events", f"kefu:{tag}:state", f"kefu:{tag}:lock"
+
+
+def _escape(conversation_id: str) -> str:
+    """The id without "}" (it would end the hash tag early), reversibly: "a}b" and "a_b" stay apart."""
+    return conversation_id.replace("%", "%25").replace("}", "%7D")
+
+
+def _unescape(tag: str) -> str:
+    return tag.replace("%7D", "}").replace("%25", "%")
 
 
 @dataclass(frozen=True, slots=True)
 class StoreOptions:
     lock_ttl_ms: int = 15_000
-    lock_wait_s: float = 10.0
+    lock_wait_s: float = 20.0  # longer than the TTL: a lock whose holder died always expires within the wait
     expiration_s: float = 30 * 60.0  # 0: never
     carry_over_slots: bool | tuple[str, ...] = True  # all, none, or these slots
-    dedupe_ttl_s: int = 24 * 3600
 
 
 class RedisSessionStore:
@@ -163,11 +171,6 @@ class RedisSessionStore:
             ) from err
         return Session(session.conversation_id, session.events, session.state, int(version))
 
-    async def first_delivery(self, channel: str, message_id: str) -> bool:
-        """True the first time a channel delivers this message id (SET NX EX); False for a retry."""
-        key = f"kefu:seen:{channel}:{message_id}"
-        return bool(await self._call(self._redis.set(key, "1", nx=True, ex=self._options.dedupe_ttl_s)))
-
     async def history(self, conversation_id: str) -> list[Event]:
         """Every stored event of the conversation, archived sessions included."""
         raw = await self._call(self._redis.lrange(keys(conversation_id)[0], 0, -1))
@@ -178,7 +181,7 @@ class RedisSessionStore:
         async for key in self._redis.scan_iter(match="kefu:{*}:events", count=batch):
             name = key.decode() if isinstance(key, bytes) else str(key)
             raw = await self._call(self._redis.lrange(key, 0, -1))
-            yield name[len("kefu:{") : -len("}:events")], [decode_event(r) for r in raw]
+            yield _unescape(name[len("kefu:{") : -len("}:events")]), [decode_event(r) for r in raw]
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())

@@ -23,13 +23,20 @@ def free_port() -> int:
 
 class Server:
     def __init__(
-        self, data_dir: Path, *, project: Path = SHOP, env: dict[str, str] | None = None, port: int | None = None
+        self,
+        data_dir: Path,
+        *,
+        project: Path = SHOP,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        workers: int = 1,
     ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the embedded Redis, as `make run`
         environment.update(KEFU_DATA_DIR=str(data_dir), KEFU_LOG_LEVEL="WARNING", **(env or {}))
         command = [sys.executable, "-m", "bot.cli", "run", str(project), "--port", str(self.port)]
+        command += ["--workers", str(workers)]
         self.process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._wait_until_healthy()
 
@@ -55,3 +62,8 @@ class Server:
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=60)
+
+    def kill(self) -> None:
+        """As a crash would: no chance to finish turns or release locks."""
+        self.process.kill()
+        self.process.wait(timeout=30)

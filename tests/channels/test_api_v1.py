@@ -328,7 +328,7 @@ async def test_feedback_on_a_real_reply_and_csat_are_recorded(
         ("csat", 5, "", ""),
     ]
     unknown = await api.post(path, json={"reply_id": "not-a-reply", "rating": 1})
-    assert unknown.status_code == 400 and "not-a-reply" in unknown.json()["error"]
+    assert unknown.status_code == 404 and "not-a-reply" in unknown.json()["error"]  # well-formed, names nothing
     conforms(spec, FEEDBACK, "post", unknown)
     for bad in ({"rating": 1}, {"reply_id": reply_id, "rating": 2}, {"csat": 6}, {"csat": "5"}, {"stars": 5},
                 {"csat": 4, "reply_id": reply_id, "rating": 1}):  # fmt: skip

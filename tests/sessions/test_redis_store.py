@@ -167,15 +167,22 @@ async def test_a_new_session_carries_over_all_none_or_the_listed_slots(
     assert dict((await store.load(conversation)).slots) == carried
 
 
-async def test_duplicate_delivery_is_seen_once(redis_client: aioredis.Redis) -> None:
-    store = RedisSessionStore(redis_client)
-    message_id = uuid.uuid4().hex
-    assert await store.first_delivery("rest", message_id)
-    assert not await store.first_delivery("rest", message_id)
-
-
 def test_all_keys_of_a_conversation_share_one_cluster_slot() -> None:
     assert len({key_slot(k.encode()) for k in keys("wx:oUser{1}")}) == 1
+
+
+async def test_ids_that_differ_only_in_braces_stay_separate_conversations(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client)
+    tag = uuid.uuid4().hex
+    ids = [f"rest:{tag}}}x", f"rest:{tag}_x", f"rest:{tag}%7Dx"]
+    for n, conversation in enumerate(ids):
+        async with store.lock(conversation) as token:
+            session = await store.load(conversation)
+            await store.commit(session.with_events([UserUttered(text=f"m{n}")]), token)
+    for n, conversation in enumerate(ids):
+        assert [e.text for e in await store.history(conversation) if isinstance(e, UserUttered)] == [f"m{n}"]
+    exported = {cid async for cid, _ in store.conversations() if tag in cid}
+    assert exported == set(ids)
 
 
 async def test_unreachable_redis_gives_a_clear_error() -> None:

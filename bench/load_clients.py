@@ -1,0 +1,204 @@
+"""The load generator's clients: multi-turn conversations over the REST webhook (kefu's or Rasa's) and over the
+widget's WebSocket, each turn timed end to end; the server's own per-stage figures come from its
+`Server-Timing` header (kefu with KEFU_SERVER_TIMING=1)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+import websockets
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+# Ten turns each, in both languages; no message asks for a human (a handed-off conversation stops answering).
+CONVERSATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "你好",
+        "你们满多少钱可以免运费啊",
+        "一般几天能到",
+        "支持哪些付款方式",
+        "能开发票吗",
+        "退货政策是怎样的",
+        "退款多久到账",
+        "帮我查下订单SO20261002",
+        "好的，非常感谢你",
+        "拜拜",
+    ),
+    (
+        "hello there",
+        "how much is shipping?",
+        "how long does delivery take",
+        "which payment methods do you accept",
+        "can I get an invoice",
+        "what is your return policy",
+        "when will I get my refund",
+        "where is order SO20261010",
+        "thanks a lot",
+        "bye",
+    ),
+    (
+        "在吗",
+        "帮我查查我买的东西发货了没有",
+        "单号是SO20261004",
+        "怎么修改收货地址",
+        "账号怎么注销",
+        "X1 Pro 多少钱",
+        "有什么颜色",
+        "可以用花呗吗",
+        "谢谢",
+        "再见",
+    ),
+    (
+        "hi",
+        "where's my stuff? I ordered last week",
+        "it's SO20261007",
+        "do you ship abroad",
+        "can I pay by credit card",
+        "how do I reset my password",
+        "is the X1 Pro waterproof",
+        "can I return it after 10 days",
+        "great, thank you",
+        "goodbye",
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnRecord:
+    channel: str  # rest, ws or rasa
+    ms: float  # end to end, as the client saw it
+    ok: bool
+    stages: tuple[tuple[str, float], ...] = ()  # the server's Server-Timing figures, when it sends them
+    round_trips: int | None = None  # Redis round trips of the turn, from Server-Timing
+
+
+@dataclass(slots=True)
+class Load:
+    """What one run at one concurrency produced."""
+
+    concurrency: int
+    seconds: float = 0.0
+    turns: list[TurnRecord] = field(default_factory=list)
+
+    @property
+    def throughput(self) -> float:
+        return sum(t.ok for t in self.turns) / self.seconds if self.seconds else 0.0
+
+
+def check_loopback(url: str) -> str:
+    """The load generator only ever targets this machine: refuses any other host."""
+    host = urlsplit(url).hostname or ""
+    if host not in LOOPBACK:
+        raise SystemExit(f"refusing to send load to {host or url!r}: the load generator only targets loopback")
+    return url.rstrip("/")
+
+
+def parse_server_timing(header: str) -> tuple[tuple[tuple[str, float], ...], int | None]:
+    """`nlu;dur=1.2, redis;desc="5"` -> ((("nlu", 1.2),), 5)."""
+    stages: list[tuple[str, float]] = []
+    round_trips = None
+    for metric in filter(None, (part.strip() for part in header.split(","))):
+        name, *params = (p.strip() for p in metric.split(";"))
+        values = dict(p.split("=", 1) for p in params if "=" in p)
+        if name == "redis" and "desc" in values:
+            round_trips = int(values["desc"].strip('"').split()[0])
+        elif "dur" in values:
+            stages.append((name, float(values["dur"])))
+    return tuple(stages), round_trips
+
+
+async def rest_conversation(
+    client: httpx.AsyncClient, url: str, turns: Sequence[str], channel: str, prefix: str = "load-", think: float = 0.0
+) -> list[TurnRecord]:
+    sender = f"{prefix}{uuid.uuid4().hex[:16]}"
+    records = []
+    for text in turns:
+        await _pause(think)
+        started = time.perf_counter()
+        try:
+            response = await client.post(f"{url}/webhooks/rest/webhook", json={"sender": sender, "message": text})
+            ok = response.status_code == 200 and isinstance(response.json(), list)
+            stages, trips = parse_server_timing(response.headers.get("server-timing", ""))
+        except httpx.HTTPError:
+            ok, stages, trips = False, (), None
+        records.append(TurnRecord(channel, (time.perf_counter() - started) * 1000, ok, stages, trips))
+    return records
+
+
+async def ws_conversation(url: str, turns: Sequence[str], think: float = 0.0) -> list[TurnRecord]:
+    """One widget tab: hello, then each message timed from sending it to its `done` frame."""
+    records = []
+    address = "ws" + url.removeprefix("http") + "/ws"
+    async with websockets.connect(address, max_size=2**20) as socket:
+        await socket.send(json.dumps({"type": "hello", "conversation_id": None, "after": -1}))
+        await _until(socket, "messages")
+        for n, text in enumerate(turns):
+            await _pause(think)
+            started = time.perf_counter()
+            message_id = f"m{n}-{uuid.uuid4().hex[:8]}"
+            await socket.send(json.dumps({"type": "message", "id": message_id, "text": text}))
+            done = await _until(socket, "done")
+            ok = done.get("id") == message_id
+            records.append(TurnRecord("ws", (time.perf_counter() - started) * 1000, ok))
+    return records
+
+
+async def _pause(think: float) -> None:
+    """A customer reading and typing: `think` seconds on average (0: the next message at once)."""
+    if think > 0:
+        await asyncio.sleep(random.uniform(0, 2 * think))
+
+
+async def _until(socket: websockets.ClientConnection, kind: str) -> dict[str, object]:
+    while True:
+        frame = json.loads(await socket.recv())
+        if frame.get("type") == kind:
+            return dict(frame)
+
+
+async def drive(
+    url: str,
+    concurrency: int,
+    *,
+    seconds: float,
+    max_turns: int,
+    channels: Sequence[str],
+    rasa: bool = False,
+    think: float = 0.0,
+) -> Load:
+    """`concurrency` simulated customers, each holding conversations one after another, until `seconds` pass or
+    `max_turns` turns were sent (a conversation in progress finishes its turns). Without `think` time the
+    server runs saturated and latency is mostly queueing; with it, customers pause as people do."""
+    load = Load(concurrency)
+    deadline = time.perf_counter() + seconds
+    scripts = itertools.cycle(CONVERSATIONS)
+    kinds = itertools.cycle(channels)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+
+        async def customer() -> None:
+            while time.perf_counter() < deadline and len(load.turns) < max_turns:
+                kind, turns = next(kinds), next(scripts)
+                try:
+                    if kind == "ws":
+                        load.turns.extend(await ws_conversation(url, turns, think))
+                    else:
+                        channel = "rasa" if rasa else "rest"
+                        load.turns.extend(await rest_conversation(client, url, turns, channel, think=think))
+                except (OSError, websockets.WebSocketException):
+                    load.turns.append(TurnRecord(kind, 0.0, False))
+
+        started = time.perf_counter()
+        await asyncio.gather(*(customer() for _ in range(concurrency)))
+        load.seconds = time.perf_counter() - started
+    return load

@@ -6,10 +6,9 @@ example counts and draw fresh random examples: `KEFU_FUZZ_SCALE=20 .venv/bin/pyt
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -57,16 +56,12 @@ def _nested(depth: int, kind: str) -> str:
 # JSON nested deeper than Python's recursion limit: json.loads raises RecursionError, not JSONDecodeError.
 deep_json = st.tuples(st.integers(1_000, 2_000), st.sampled_from(["list", "dict"])).map(lambda p: _nested(*p))
 
+# Any JSON value, NaN and Infinity included (Python's json reads and writes them)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=50),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
     max_leaves=12,
 )
-
-
-def json_text(value: Any) -> str:
-    """JSON as any client may send it: NaN and Infinity included (Python's json accepts them)."""
-    return json.dumps(value)
 
 
 # A lone surrogate is valid JSON (`"\ud800"`) but no UTF-8 store or channel can carry it.

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -27,6 +26,7 @@ from bot.server import create_app
 from bot.sessions.rate_limit import RateLimiter
 from bot.settings import Settings
 from bot.wiring import Project, build_runtime, open_project, train
+from tests.project.helpers import write_project
 
 pytestmark = pytest.mark.integration
 
@@ -110,9 +110,7 @@ App = Callable[..., TestClient]
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """A two-intent bot trained in seconds: what is tested here is the app around it."""
     root = tmp_path_factory.mktemp("security-bot")
-    for name, text in PROJECT.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    write_project(root, PROJECT)
     opened = open_project(root, Settings(data_dir=root / ".kefu"))
     train(opened, progress=False, parts=("nlu",))
     return opened

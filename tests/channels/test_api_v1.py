@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import textwrap
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +28,7 @@ from bot.settings import Settings
 from bot.trace import PartialSink
 from bot.types import Message, Reply
 from bot.wiring import Project, WiredParts, build_parts, open_project, session_store, train
+from tests.project.helpers import write_project
 
 pytestmark = pytest.mark.integration
 
@@ -103,9 +103,7 @@ PROJECT = {
 def wired(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, WiredParts]:
     """The tiny project trained and warmed once; each test gets its own Bot and Redis client over it."""
     root = tmp_path_factory.mktemp("api-bot")
-    for name, text in PROJECT.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    write_project(root, PROJECT)
     settings = Settings(data_dir=root / ".kefu")
     project = open_project(root, settings)
     train(project, progress=False, parts=("nlu",))

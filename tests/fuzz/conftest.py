@@ -4,7 +4,6 @@ schema share them."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +13,7 @@ from bot.nlu.pipeline import TrainedNlu
 from bot.server import create_app
 from bot.settings import Settings
 from bot.wiring import Project, build_parts, build_runtime, open_project, train
+from tests.project.helpers import write_project
 
 API_KEY = "fuzz-key-0123456789abcdef"
 
@@ -146,9 +146,7 @@ PROJECT = {
 def fuzz_project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     """The small shop, its NLU trained (with the multilingual dense features the demo shop uses)."""
     root = tmp_path_factory.mktemp("fuzz-shop")
-    for name, text in PROJECT.items():
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    write_project(root, PROJECT)
     project = open_project(root, Settings(data_dir=root / ".kefu"))
     train(project, progress=False, parts=("nlu",))
     return project

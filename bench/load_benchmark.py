@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import numpy as np
 import yaml
-from load_clients import CONVERSATIONS, Load, check_loopback, drive, rest_conversation
+from load_clients import CONVERSATIONS, HttpConnection, Load, check_loopback, drive, rest_conversation
 from load_plots import latency_histogram, scaling
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,10 +130,9 @@ async def redis_per_conversation(url: str, socket: str, conversations: int = 100
     ones are held, and the exact size of their keys (MEMORY USAGE, all samples)."""
     client = client_for_socket(socket)
     before = (await client.info("memory"))["used_memory"]
-    async with httpx.AsyncClient(timeout=60) as http:
-        for start in range(0, conversations, 10):
-            batch = [CONVERSATIONS[(start + n) % len(CONVERSATIONS)] for n in range(10)]
-            await asyncio.gather(*(rest_conversation(http, url, turns, "rest", "memory-") for turns in batch))
+    for start in range(0, conversations, 10):
+        batch = [CONVERSATIONS[(start + n) % len(CONVERSATIONS)] for n in range(10)]
+        await asyncio.gather(*(_stored_conversation(url, turns) for turns in batch))
     after = (await client.info("memory"))["used_memory"]
     sizes = [await client.memory_usage(key, samples=0) or 0 async for key in client.scan_iter(match="kefu:{memory-*")]
     await client.aclose()
@@ -141,6 +140,14 @@ async def redis_per_conversation(url: str, socket: str, conversations: int = 100
         "used_memory_growth_per_conversation": (after - before) / conversations,
         "keys_bytes_per_conversation": sum(sizes) / conversations,
     }
+
+
+async def _stored_conversation(url: str, turns: tuple[str, ...]) -> None:
+    http = HttpConnection(url)
+    try:
+        await rest_conversation(http, turns, "rest", "memory-")
+    finally:
+        await http.close()
 
 
 def print_table(rows: list[dict[str, object]], title: str) -> None:

@@ -1,5 +1,5 @@
 """The `kefu` command: init, train [nlu|core|knowledge|reward|generator], index, chat, run,
-test [stories|nlu|knowledge|generation], export [sft|preferences], serve generator, archive, analytics,
+test [stories|nlu|knowledge|generation|safety|recommend], export [sft|preferences], serve generator, archive, analytics,
 operators."""
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ def _parser() -> argparse.ArgumentParser:
         "--file",
         type=Path,
         default=None,
-        help="test stories (Rasa test_stories.yml); for nlu, held-out nlu.yml; for knowledge, queries.csv",
+        help="test stories (Rasa test_stories.yml); for nlu, held-out nlu.yml; for knowledge, queries.csv; "
+        "for recommend, conversations (YAML)",
     )
     nlu.add_argument(
         "--cross-validation", type=int, default=None, metavar="K", help="K-fold cross-validation over data/nlu.yml"
@@ -132,13 +133,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="report folder (default: PROJECT/.kefu/reports/nlu, .../safety)",
     )
+    recommend = test.add_argument_group("recommend")
+    recommend.add_argument("--from-archive", action="store_true", help="replay the archived sessions")
+    recommend.add_argument("--split", type=float, default=None, help="share learned from, the rest evaluated (0.5)")
+    recommend.add_argument("--seed", type=int, default=None, help="seed of the split (0)")
     return parser
 
 
 # `kefu train` and `kefu test` take an optional first word; a first word that is none of these is the project.
 _WORDS = {
     "train": ("nlu", "core", "knowledge", "reward", "generator", "safety"),
-    "test": ("nlu", "stories", "knowledge", "generation", "safety"),
+    "test": ("nlu", "stories", "knowledge", "generation", "safety", "recommend"),
     "export": ("sft", "preferences"),
     "serve": ("generator",),
 }
@@ -177,6 +182,10 @@ _TEST_USAGE = """\
   kefu test safety [PROJECT] [--file F] [--json] [--out DIR]
                                      red-team refusal rates on F (text,should_refuse,category,lang),
                                      else tests/redteam.csv; writes a chart per category
+  kefu test recommend [PROJECT] [--file F | --from-archive] [--split 0.5] [--seed 0] [--json]
+                                     hit rate@3 of recommended questions on conversations (F, the
+                                     archive, else tests/recommend_conversations.yml), before and after
+                                     learning from a seeded share of them
 
 A project folder named like one of the words is written with a path: kefu test ./nlu"""
 
@@ -336,6 +345,8 @@ async def _chat_loop(runtime: Runtime, sender: str, *, debug: bool) -> int:
             for reply in answer.replies:
                 buttons = "  " + " | ".join(f"[{b.title}]" for b in reply.buttons) if reply.buttons else ""
                 print(f"bot> {reply.text}{buttons}")
+                if reply.quick_replies:
+                    print("     " + " | ".join(f"<{b.title}>" for b in reply.quick_replies))
             if debug and answer.trace is not None:
                 print(format_trace(answer.trace))
     finally:
@@ -392,6 +403,13 @@ def _test(args: argparse.Namespace, settings: Settings) -> int:
         from bot.safety_cli import run_test_safety
 
         return run_test_safety(project, settings, file=args.file, as_json=args.json, out=args.out)
+    if what == "recommend":
+        from bot.recommend.recommend_cli import run_recommend_test
+
+        return run_recommend_test(
+            project, settings, file=args.file, from_archive=args.from_archive, split=args.split, seed=args.seed,
+            as_json=args.json,
+        )  # fmt: skip
     if what == "generation":
         from bot.generation_cli import run_test_generation
 

@@ -102,6 +102,41 @@ class BotUttered(Event):
     reply_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12], compare=False)  # what feedback names
     image: str = ""
     custom: Mapping[str, Any] | None = None
+    quick_replies: tuple[Button, ...] = ()  # recommended questions shown under the reply (猜你想问)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class QuestionsRecommended(Event):
+    """Questions shown as quick replies with the turn's reply: `items` (fact ids, best first) recommended
+    after `context` (the item just answered, `hot` at the start of a session, or `did_you_mean`)."""
+
+    type_name: ClassVar[str] = "recommended"
+    context: str
+    items: tuple[str, ...]
+    language: str = "zh"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecommendationClicked(Event):
+    """The user's message is a question the bot recommended: `item` (an FAQ id) from the list shown after
+    `context` (the FAQ answered before, `hot`, or `did_you_mean`), at `rank` (1 = first)."""
+
+    type_name: ClassVar[str] = "recommendation_clicked"
+    item: str
+    context: str
+    rank: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecommendationRated(Event):
+    """Whether the answer to a clicked recommendation satisfied the customer, judged by what came next:
+    `signal` is next_question, rephrase, handoff or thumbs."""
+
+    type_name: ClassVar[str] = "recommendation_rated"
+    item: str
+    context: str
+    satisfied: bool
+    signal: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,7 +216,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         SessionStarted, UserUttered, SlotSet, SlotRejected, RiskFlagged, FormActivated, FormCompleted,
         ActionExecuted, BotUttered, SafetyBlocked, HandedOff, HandedBack, OperatorMessage, FeedbackGiven,
-        SuggestionRated, TurnFailed,
+        SuggestionRated, TurnFailed, QuestionsRecommended, RecommendationClicked, RecommendationRated,
     )
 }  # fmt: skip
 
@@ -203,7 +238,10 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         fields["nlu"] = _nlu_from_dict(fields["nlu"])
     if cls is BotUttered:
         fields["buttons"] = tuple(Button(**b) for b in fields.get("buttons", ()))
+        fields["quick_replies"] = tuple(Button(**b) for b in fields.get("quick_replies", ()))
         fields["fact_ids"] = tuple(fields.get("fact_ids", ()))
+    if cls is QuestionsRecommended:
+        fields["items"] = tuple(fields.get("items", ()))
     try:
         return cls(**fields)
     except TypeError as err:
@@ -324,7 +362,7 @@ class SessionState:
 class Session:
     """One conversation's current session: its events so far and the state they imply.
 
-    `version` counts stored events of the whole conversation; a commit must start from it.
+    `version` counts what the conversation has stored (one element per commit); a commit must start from it.
     `new_events` are the events of the turn in progress, not yet committed.
     """
 
@@ -347,6 +385,13 @@ class Session:
         for event in added:
             state = state.apply(event)
         return dataclasses.replace(self, events=self.events + added, state=state, new_events=self.new_events + added)
+
+    def with_replaced(self, old: Event, new: Event) -> Session:
+        """The session with one of the turn's new events replaced by another that changes no state (e.g. a
+        reply given its recommended questions)."""
+        swap = tuple(new if e is old else e for e in self.new_events)
+        kept = len(self.events) - len(self.new_events)
+        return dataclasses.replace(self, events=self.events[:kept] + swap, new_events=swap)
 
     def latest_message(self) -> UserUttered | None:
         for event in reversed(self.events):

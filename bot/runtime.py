@@ -22,6 +22,7 @@ from bot.events import (
     UserUttered,
 )
 from bot.nlu.features import detect_language
+from bot.recommend.signals import rating_of_feedback
 from bot.sessions.rate_limit import RateLimiter
 from bot.sessions.redis_store import RedisSessionStore
 from bot.sessions.round_trips import counting_round_trips
@@ -139,7 +140,11 @@ class Bot:
                 if feedback.reply_id not in said:
                     raise BadRequestError(f"conversation has no reply {feedback.reply_id!r} to rate")
             session = await self.store.load(conversation_id)
-            await self.store.commit(session.with_events([feedback]), token)
+            rated = rating_of_feedback(session.events, feedback) if isinstance(feedback, FeedbackGiven) else None
+            session = session.with_events([feedback, *([rated] if rated else [])])
+            await self.store.commit(session, token)
+        if rated is not None and self.parts.recommend is not None:
+            self.parts.recommend.learn(session)
 
     async def hand_back(self, conversation_id: str) -> bool:
         """Give a handed-off conversation back to the bot; False if it was not handed off."""
@@ -173,6 +178,8 @@ class Bot:
             await self.store.commit(turn, token)
             if self.handoffs is not None:
                 await self.handoffs.after_commit(turn)
+        if self.parts.recommend is not None:
+            self.parts.recommend.learn(turn)
         self._remember(result.trace)
         self._audit(result.trace)
         return BotAnswer(replies, result.trace)

@@ -25,6 +25,7 @@ from bot.channels.limits import BodyLimit
 from bot.channels.origins import AllowedOrigins, ScopedCors
 from bot.channels.registry import HideQueryStrings, channels_from_env
 from bot.errors import BadRequestError, KefuError, RateLimitedError
+from bot.recommend.shared_counts import keep_synced
 from bot.runtime import BotAnswer
 from bot.server_timing import ServerTiming, record_timing
 from bot.settings import Settings
@@ -87,9 +88,10 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
         await archive.open()  # a wrong KEFU_ARCHIVE_URL stops the start with the reason
         archiver = start_archiver(bot, archive, ARCHIVE_EVERY_S, idle_s=session_idle_s(runtime.project))
         learner = asyncio.create_task(_learn_past_replies(suggester, archive), name="kefu-past-replies")
+        tasks = [archiver, learner, *_share_recommendation_counts(runtime)]
         log.info("kefu is ready")
         yield
-        for task in (archiver, learner):
+        for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -121,6 +123,17 @@ async def _learn_past_replies(suggester: Suggester, archive: Archive) -> None:
         except KefuError as err:
             log.warning("could not index past operator replies: %s", err)
         await asyncio.sleep(ARCHIVE_EVERY_S)
+
+
+def _share_recommendation_counts(runtime: Runtime) -> list[asyncio.Task[None]]:
+    """What each process learns about recommendations reaches the others (and outlives restarts) via Redis."""
+    stage = runtime.bot.parts.recommend
+    if stage is None or not stage.recommender.options.learning:
+        return []
+    options = stage.recommender.options
+    synced = keep_synced(runtime.bot.store.client, stage.recommender.counts, every_s=options.sync_every_s,
+                         hot_days=options.hot_days)  # fmt: skip
+    return [asyncio.create_task(synced, name="kefu-recommendation-counts")]
 
 
 def _console(runtime: Runtime, archive: Archive, channels: Sequence[Channel], suggester: Suggester) -> Console | None:

@@ -166,6 +166,24 @@ class KnowledgeConfig(_Section):
     chunk_chars: int = Field(400, ge=50, le=4000, description="Documents are cut into passages of at most this length")
 
 
+class RecommendConfig(_Section):
+    enabled: bool = Field(True, description="Recommend questions: hot ones, related ones, did-you-mean candidates")
+    related: int = Field(3, ge=0, le=5, description="Related questions shown under a knowledge answer (0: none)")
+    hot: dict[LanguageCode, list[str]] = Field(
+        default_factory=dict,
+        description="Hot questions per language (FAQ ids or question texts); unset: the most asked in the last "
+        "`hot_days` days, else the first FAQ entries",
+    )
+    hot_count: int = Field(5, ge=0, le=9, description="Hot questions shown at the start of a session")
+    hot_days: int = Field(7, ge=1, le=90, description="Days of questions that count for the hot list")
+    did_you_mean: int = Field(3, ge=0, le=5, description="Candidates offered for a vague or unanswered question")
+    did_you_mean_min_score: float = Field(
+        0.88, ge=0, le=1, description="FAQ similarity (e5 cosine) from which a question is offered as a candidate"
+    )
+    learning: bool = Field(True, description="Learn the ranking from clicks, satisfaction and what is asked next")
+    sync_every: float = Field(10.0, gt=0, le=3600, description="Seconds between syncs of learned counts with Redis")
+
+
 class GeneratorConfig(_Section):
     backend: Literal["transformers", "openai", "none"] = Field(
         "transformers",
@@ -350,6 +368,7 @@ class ProjectConfig(_Section):
     default_language: LanguageCode = "zh"
     nlu: NluConfig = NluConfig()
     knowledge: KnowledgeConfig = KnowledgeConfig()
+    recommend: RecommendConfig = RecommendConfig()
     generator: GeneratorConfig = GeneratorConfig()
     safety: SafetyConfig = SafetyConfig()
     actions: ActionsConfig = ActionsConfig()

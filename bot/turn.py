@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,8 +20,10 @@ from bot.events import (
     SlotSet,
     UserUttered,
 )
+from bot.nlu.offload import parse as nlu_parse
 from bot.nlu.payload import parse_payload
 from bot.protocols import NLU, Action
+from bot.recommend.stage import RecommendStage
 from bot.trace import PartialSink, TraceRecorder
 from bot.types import (
     ACTION_LISTEN,
@@ -55,6 +56,8 @@ class TurnParts:
     input_safety: SafetyPipeline
     output_safety: SafetyPipeline
     abuse: AbuseRule = field(default_factory=AbuseRule)
+    recommend: RecommendStage | None = None
+    default_language: Language = "zh"  # of a message that shows none, such as a button's payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,17 +77,21 @@ async def run_turn(
         screened = _cool_down(parts, session, parts.input_safety.run(message.text, stage="input", session=session))
     trace.add_verdicts(screened.verdicts)
     with trace.stage("nlu"):
-        nlu = parse_payload(message.text, parts.domain.intents, session)
+        nlu = parse_payload(message.text, parts.domain.intents, session, parts.default_language)
         if nlu is None:
-            nlu = await asyncio.to_thread(parts.nlu.parse, dataclasses.replace(message, text=screened.text), session)
+            nlu = await nlu_parse(parts.nlu, dataclasses.replace(message, text=screened.text), session)
     trace.nlu = nlu
     said = UserUttered(text=message.text, message_id=message.message_id, channel=message.channel, nlu=nlu)
-    session = session.with_events([said, *_flags(screened.verdicts)])
+    clicked = parts.recommend.on_message(session, message.text, message.channel) if parts.recommend else []
+    session = session.with_events([said, *clicked, *_flags(screened.verdicts)])
     if screened.blocked_by is not None:
         session = session.with_events(_blocked(parts, session, screened.blocked_by, nlu.language))
     elif not session.state.handed_off:  # handed off: a human answers; the bot stays silent
         session = session.with_events(extract_slots(parts.domain, session, nlu))
         session = await _act(parts, session, trace)
+        if parts.recommend is not None:
+            with trace.stage("recommend"):
+                session = parts.recommend.finish_turn(session)
     replies = tuple(reply_of(e, trace.trace_id) for e in session.new_events if isinstance(e, BotUttered))
     return TurnResult(session, replies, trace.freeze())
 
@@ -99,6 +106,7 @@ def reply_of(event: BotUttered, trace_id: str) -> Reply:
         reply_id=event.reply_id,
         image=event.image,
         custom=event.custom,
+        quick_replies=event.quick_replies,
     )
 
 

@@ -144,6 +144,7 @@ class Reply:
     reply_id: str = ""
     image: str = ""  # an image URL shown with the text
     custom: Mapping[str, Any] | None = None  # Rasa's `custom` payload; {"card": {...}} is a product or order card
+    quick_replies: tuple[Button, ...] = ()  # recommended questions (猜你想问); each sends its payload as text
 
 
 @dataclass(frozen=True, slots=True)

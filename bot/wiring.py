@@ -41,6 +41,8 @@ from bot.nlu.static_embedder import static_embedder_for
 from bot.project.loader import ProjectFiles, load_project
 from bot.project.validate import validate
 from bot.protocols import Action, DecodingParams, Embedder, Generator, Policy
+from bot.recommend.recommender import Recommender, RecommendOptions
+from bot.recommend.stage import RecommendStage
 from bot.runtime import Bot
 from bot.sessions.connect import EmbeddedRedis, client_for_socket, client_for_url, describe_url
 from bot.sessions.rate_limit import RateLimiter
@@ -320,9 +322,26 @@ def build_parts(project: Project, settings: Settings) -> WiredParts:
     )
     actions = _actions(project, renderer, answer)
     policies = dialogue_policies(project)
-    parts = TurnParts(domain, nlu, policies, actions, safety.input, safety.output, safety.abuse)
+    recommend = recommend_stage(project, retriever)
+    parts = TurnParts(domain, nlu, policies, actions, safety.input, safety.output, safety.abuse, recommend,
+                      config.default_language)  # fmt: skip
     warm_ups = (nlu.warm_up, policies.warm_up, retriever.warm_up, safety.warm_up)
-    return WiredParts(parts, generator, retriever, (*warm_ups, *([reranker.warm_up] if reranker else [])), safety.audit)
+    extra = [*([reranker.warm_up] if reranker else []), *([recommend.recommender.warm_up] if recommend else [])]
+    return WiredParts(parts, generator, retriever, (*warm_ups, *extra), safety.audit)
+
+
+def recommend_stage(project: Project, knowledge: KnowledgeBase) -> RecommendStage | None:
+    """Question recommendation from the knowledge base, as `kefu.yml`'s `recommend:` configures it."""
+    config = project.config.recommend
+    if not config.enabled:
+        return None
+    options = RecommendOptions(
+        related=config.related, hot={lang: tuple(items) for lang, items in config.hot.items()},
+        hot_count=config.hot_count, hot_days=config.hot_days, did_you_mean=config.did_you_mean,
+        did_you_mean_min_score=config.did_you_mean_min_score, learning=config.learning, sync_every_s=config.sync_every,
+        handoff_intents=tuple(project.config.dialogue.handoff.intents),
+    )  # fmt: skip
+    return RecommendStage(Recommender(knowledge, options, cache_dir=project.index_dir))
 
 
 def knowledge_base(project: Project, embedder: Embedder) -> KnowledgeBase:

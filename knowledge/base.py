@@ -98,6 +98,7 @@ class KnowledgeBase:
         self._snapshot: _Snapshot | None = None
         self._reloading = threading.Lock()
         self.problems: tuple[Problem, ...] = ()
+        self._reloads = 0
 
     def warm_up(self) -> None:
         """Load the knowledge (embedding what the saved indexes lack); later calls do nothing."""
@@ -122,6 +123,7 @@ class KnowledgeBase:
                 _Catalog([(c.id, c.lang, c.tags, (c.product,)) for c in chunks]),
             )  # fmt: skip
             self.problems = tuple(problems)
+            self._reloads += 1
             for problem in problems:
                 log.warning("skipped in the knowledge folder: %s", problem)
             return IndexReport(
@@ -136,6 +138,17 @@ class KnowledgeBase:
     @property
     def graph(self) -> KnowledgeGraph:
         return self._current().graph
+
+    @property
+    def faq(self) -> Mapping[str, FaqEntry]:
+        """The FAQ entries by id, as the current snapshot holds them."""
+        return self._current().faq
+
+    @property
+    def version(self) -> int:
+        """Changes with every reload, so derived data (recommendations) knows when to rebuild."""
+        self._current()
+        return self._reloads
 
     def retrieve(
         self,

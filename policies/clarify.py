@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from bot.events import ActionExecuted, PolicyDecision, Session, UserUttered
+from bot.events import ActionExecuted, PolicyDecision, RecommendationClicked, Session, UserUttered
 from bot.types import ACTION_CLARIFY, ACTION_LISTEN, Domain, IntentScore
 
 
@@ -32,6 +32,8 @@ class ClarifyPolicy:
         if session.latest_action() != ACTION_LISTEN or session.active_form is not None or _just_asked(session):
             return None
         message = session.latest_message()
+        if _picked_a_recommendation(session):
+            return None  # the customer chose one of the questions offered: no need to ask which one
         if message is None or message.nlu is None or message.nlu.intent in self._exclude:
             return None  # below the NLU's threshold the intents are guesses: the answer path looks it up instead
         choices = self.choices(message.nlu.ranking)
@@ -47,6 +49,15 @@ class ClarifyPolicy:
         best = ranking[0].confidence
         close = [s for s in ranking[:3] if best - s.confidence <= self._margin and s.confidence >= self._min]
         return [s for s in close if s.name not in self._exclude]
+
+
+def _picked_a_recommendation(session: Session) -> bool:
+    for event in reversed(session.events):
+        if isinstance(event, RecommendationClicked):
+            return True
+        if isinstance(event, UserUttered):
+            return False
+    return False
 
 
 def _just_asked(session: Session) -> bool:

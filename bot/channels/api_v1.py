@@ -26,7 +26,7 @@ from bot.channels.api_keys import ENV_KEYS, ENV_KEYS_FILE, ApiKeys
 from bot.channels.base import TurnHandler
 from bot.channels.openapi import API, HISTORY_LIMIT, docs_html, openapi_schema
 from bot.channels.rest import MAX_BODY_BYTES, feedback_event, json_object, resumed, sse_events
-from bot.channels.transcript import transcript
+from bot.channels.transcript import buttons_json, transcript
 from bot.errors import BadRequestError, RateLimitedError, SessionStoreError
 from bot.events import BotUttered
 from bot.runtime import Bot
@@ -204,7 +204,8 @@ def reply_json(reply: Reply) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": reply.reply_id,
         "text": reply.text,
-        "buttons": [{"title": b.title, "payload": b.payload} for b in reply.buttons],
+        "buttons": buttons_json(reply.buttons),
+        "quick_replies": buttons_json(reply.quick_replies),
         "fact_ids": list(reply.fact_ids),
         "trace_id": reply.trace_id,
         "handoff": reply.handoff,

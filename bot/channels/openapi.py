@@ -50,6 +50,11 @@ _STRINGS: Json = {"type": "array", "items": _STR}
 # Some character that is not white space as Python's str.strip sees it (the server refuses a blank message)
 _NOT_BLANK = r"[^\t-\r\x1c- \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 _COMMENT: Json = {"type": "string", "maxLength": 2000, "description": "What the customer wrote with the rating"}
+_QUICK_REPLIES: Json = {
+    "type": "array",
+    "items": _ref("Button"),
+    "description": "Recommended questions (猜你想问): send a payload as the next message's text to ask it",
+}
 
 SCHEMAS: Json = {
     "Error": _obj(["error"], {"error": {"type": "string", "description": "What went wrong and how to fix it"}}),
@@ -75,11 +80,12 @@ SCHEMAS: Json = {
         },
     ),
     "Reply": _obj(
-        ["id", "text", "buttons", "fact_ids", "trace_id", "handoff"],
+        ["id", "text", "buttons", "quick_replies", "fact_ids", "trace_id", "handoff"],
         {
             "id": {"type": "string", "description": "Rate it with /feedback; empty on an error apology"},
             "text": _STR,
             "buttons": {"type": "array", "items": _ref("Button")},
+            "quick_replies": _QUICK_REPLIES,
             "image": {"type": "string", "description": "An image URL shown with the text"},
             "custom": {"type": "object", "description": 'Rasa\'s `custom` payload, e.g. {"card": {...}}'},
             "fact_ids": {**_STRINGS, "description": "The knowledge the reply rests on"},
@@ -104,6 +110,7 @@ SCHEMAS: Json = {
             "id": _STR,
             "text": _STR,
             "buttons": {"type": "array", "items": _ref("Button")},
+            "quick_replies": _QUICK_REPLIES,
             "image": _STR,
             "custom": {"type": "object"},
         },

@@ -1,7 +1,9 @@
 """Rasa's REST channel: `POST /webhooks/rest/webhook` with `{"sender", "message"}`, answered with a JSON list;
 `POST /webhooks/rest/stream`, the same request answered as server-sent events: `partial` events carry a
 generated reply sentence by sentence as each passes the output checks, then one `message` event per reply and
-`done`; and `POST /webhooks/rest/feedback`: thumbs on a reply (its `kefu.id`) or CSAT for the conversation."""
+`done`; and `POST /webhooks/rest/feedback`: thumbs on a reply (its `kefu.id`) or CSAT for the conversation.
+A message's recommended questions (猜你想问) come as `quick_replies` beside Rasa's `buttons`, in the same
+`[{"title", "payload"}]` shape: sending a payload back as the message asks that question."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from bot.channels.base import TurnHandler
+from bot.channels.transcript import buttons_json
 from bot.errors import BadRequestError
 from bot.events import FeedbackGiven
 from bot.runtime import BotAnswer
@@ -188,7 +191,9 @@ def strict_json(raw: bytes | str) -> Any:
 def _rasa_message(recipient: str, reply: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"recipient_id": recipient, "text": reply.text}
     if reply.buttons:
-        out["buttons"] = [{"title": b.title, "payload": b.payload} for b in reply.buttons]
+        out["buttons"] = buttons_json(reply.buttons)
+    if reply.quick_replies:  # recommended questions (猜你想问): sending a payload back as the message asks it
+        out["quick_replies"] = buttons_json(reply.quick_replies)
     if reply.image:
         out["image"] = reply.image
     if reply.custom:

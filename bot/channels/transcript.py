@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.events import BotUttered, Event, OperatorMessage, UserUttered
+from bot.types import Button
 
 
 def transcript(events: Sequence[Event], *, after: int = -1) -> list[dict[str, Any]]:
@@ -20,10 +21,15 @@ def transcript(events: Sequence[Event], *, after: int = -1) -> list[dict[str, An
             continue
         if entry["role"] == "user":
             entry["text"] = offered.get(entry["text"], entry["text"])
-        offered = {b["payload"]: b["title"] for b in entry.get("buttons", ())}
+        offered = {b["payload"]: b["title"] for b in (*entry.get("buttons", ()), *entry.get("quick_replies", ()))}
         if seq > after:
             said.append({"seq": seq, "timestamp": event.timestamp, **entry})
     return said
+
+
+def buttons_json(buttons: Sequence[Button]) -> list[dict[str, str]]:
+    """Buttons or quick replies as every channel writes them: `[{"title", "payload"}]`."""
+    return [{"title": b.title, "payload": b.payload} for b in buttons]
 
 
 def _entry(event: Event) -> dict[str, Any] | None:
@@ -33,7 +39,9 @@ def _entry(event: Event) -> dict[str, Any] | None:
         case BotUttered():
             entry: dict[str, Any] = {"role": "bot", "id": event.reply_id, "text": event.text}
             if event.buttons:
-                entry["buttons"] = [{"title": b.title, "payload": b.payload} for b in event.buttons]
+                entry["buttons"] = buttons_json(event.buttons)
+            if event.quick_replies:  # recommended questions (猜你想问), shown as buttons are
+                entry["quick_replies"] = buttons_json(event.quick_replies)
             if event.image:
                 entry["image"] = event.image
             if event.custom:

@@ -2,8 +2,10 @@
 `/widget/kefu-widget.js` and a demo page at `/`.
 
 The protocol (JSON text frames) is built so that a reconnecting widget loses and repeats nothing:
-- client `hello {conversation_id?, after}`: the server answers `welcome {conversation_id}` (a new random id when
-  none or an invalid one was given) and `messages` with everything said after position `after`;
+- client `hello {conversation_id?, after, lang?}`: the server answers `welcome {conversation_id, hot?}` (a new
+  random id when none or an invalid one was given; `hot`, the hot questions in `lang` (zh or en) as
+  `[{title, payload}]`, while the conversation has no user message) and `messages` with everything said after
+  position `after`. A bot entry's recommended questions come as `quick_replies`, in the shape of `buttons`;
 - client `message {id, text}`: `ack {id}`, `typing {on}`, `partial {reply_id, text}` while a generated reply
   streams, then `messages` (the stored transcript since the last one sent, the user's message included) and
   `done {id}`. A message id the bot already saw (a resend after a reconnect) is answered only with the
@@ -38,9 +40,9 @@ from bot.channels.origins import AllowedOrigins
 from bot.channels.rest import strict_json
 from bot.channels.transcript import transcript
 from bot.errors import BadRequestError, KefuError, RateLimitedError
-from bot.events import FeedbackGiven
+from bot.events import FeedbackGiven, UserUttered
 from bot.runtime import Bot
-from bot.types import Message
+from bot.types import Language, Message
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +166,26 @@ class _Connection:
         self._conversation = str(wanted) if known else f"web:{secrets.token_urlsafe(18)}"
         after = frame.get("after")
         self._seen = after if known and isinstance(after, int) and not isinstance(after, bool) else -1
-        await self._send({"type": "welcome", "conversation_id": self._conversation})
+        welcome: dict[str, Any] = {"type": "welcome", "conversation_id": self._conversation}
+        hot = await self._hot(frame.get("lang"), known)
+        if hot:
+            welcome["hot"] = hot
+        await self._send(welcome)
         await self._sync()
         if self._notifier is not None:
             if self._follower is not None:
                 self._follower.cancel()
             self._follower = asyncio.create_task(self._follow(self._conversation))
+
+    async def _hot(self, lang: Any, known: bool) -> list[dict[str, str]]:
+        """The hot questions (猜你想问) to show under the greeting: none once the customer has said something."""
+        recommend = self._bot.parts.recommend
+        if recommend is None:
+            return []
+        if known and any(isinstance(e, UserUttered) for e in await self._bot.store.history(self._conversation)):
+            return []
+        language: Language = "en" if lang == "en" else "zh"
+        return [{"title": q.text, "payload": q.text} for q in recommend.recommender.hot(language)]  # cheap once warm
 
     async def _message(self, frame: dict[str, Any]) -> None:
         message_id, text = frame.get("id"), frame.get("text")

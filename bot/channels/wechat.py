@@ -3,7 +3,8 @@
 GET is the server URL check (signature over token, timestamp and nonce; the echostr is answered). POST carries
 a message, in plaintext or, when `KEFU_WECHAT_AES_KEY` is set, in safe mode (encrypted, with msg_signature over
 the ciphertext; plaintext is then refused). Text reaches the bot; a new follower's subscribe event runs the
-"/greet" turn; other events get "success", other message types a polite request to type.
+"/greet" turn (whose reply lists the hot questions, numbered); other events get "success", other message types a
+polite request to type.
 
 WeChat waits 5 seconds and retries twice: a turn that beats `KEFU_WECHAT_REPLY_DEADLINE_S` is answered in the
 response, a slower one is answered "success" and its answer pushed through the customer-service message API

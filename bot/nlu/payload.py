@@ -6,14 +6,17 @@ import json
 import re
 
 from bot.events import ActionExecuted, Session, UserUttered
-from bot.nlu.features import detect_language
-from bot.types import ACTION_CLARIFY, ACTION_LISTEN, Entity, IntentScore, NluResult
+from bot.types import ACTION_CLARIFY, ACTION_LISTEN, Entity, IntentScore, Language, NluResult
 
 _PAYLOAD = re.compile(r"/(?P<intent>[A-Za-z_][\w\-]*)(?P<entities>\{.*\})?", re.DOTALL)
 
 
-def parse_payload(text: str, intents: tuple[str, ...], session: Session) -> NluResult | None:
+def parse_payload(
+    text: str, intents: tuple[str, ...], session: Session, default_language: Language = "zh"
+) -> NluResult | None:
     """The NLU result a payload stands for, or None when `text` is not a payload of a known intent.
+
+    A payload's own text ("/greet") says nothing of the language: it is the session's, else `default_language`.
 
     After a clarification the payload answers the question asked before it: that question's text and
     entities stay, so knowledge retrieval still searches for what the customer wrote.
@@ -34,7 +37,7 @@ def parse_payload(text: str, intents: tuple[str, ...], session: Session) -> NluR
         confidence=1.0,
         ranking=(IntentScore(intent, 1.0),),
         entities=entities,
-        language="en" if language == "en" else ("zh" if language == "zh" else detect_language(text)),
+        language="en" if language == "en" else ("zh" if language == "zh" else default_language),
     )
 
 

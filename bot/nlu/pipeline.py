@@ -193,6 +193,12 @@ class TrainedNlu:
         return model, entities
 
     @property
+    def inline(self) -> bool:
+        """A parse is cheap enough to run on the event loop (see `bot.nlu.offload`) unless its dense features
+        come from an embedder that may take milliseconds (e5 on a text it has not cached)."""
+        return self.embedder is None or bool(getattr(self.embedder, "inline", False))
+
+    @property
     def intents(self) -> tuple[str, ...]:
         """The intents the loaded model knows (loads it if needed)."""
         return self._models()[0].intents

@@ -1,8 +1,10 @@
 """Sessions in Redis: an append-only event log, derived state, a per-conversation lock.
 
 Keys carry a hash tag so one conversation stays in one Redis Cluster slot:
-`kefu:{cid}:events` (list of JSON events), `kefu:{cid}:state` (hash: derived state, session start),
-`kefu:{cid}:lock`. Load is one script call, commit is one atomic script call.
+`kefu:{cid}:events` (list: one element per commit, its events deflated together, see `event_batches`; plain
+JSON events of older versions still read), `kefu:{cid}:state` (hash: the derived state, deflated; `start`, the
+element where the current session starts; `version`, the element count), `kefu:{cid}:lock`. Load is one
+script call, commit is one atomic script call.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.client import NEVER_DECODE
+from redis.commands.core import AsyncScript
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from bot.errors import LockTimeoutError, SessionStoreError, StaleSessionError
-from bot.events import Event, Session, SessionStarted, SessionState, SlotSet, decode_event, encode_event
+from bot.events import Event, Session, SessionStarted, SessionState, SlotSet
+from bot.sessions.event_batches import MARKER, decode_elements, deflate, encode_batch, inflate
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +37,18 @@ local events = redis.call('LRANGE', KEYS[1], start, -1)
 return {start, state or '', events}
 """
 
-# Refuses a commit whose lock expired or whose session view is stale; otherwise appends and updates state.
+# Refuses a commit whose lock expired or whose session view is stale; otherwise appends the commit's element
+# and updates the state. A start of -1 keeps the stored one (the session began in an earlier commit).
 _COMMIT = """
 if redis.call('GET', KEYS[3]) ~= ARGV[1] then return {err='lock lost'} end
 if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[2]) then return {err='version changed'} end
-local n = redis.call('RPUSH', KEYS[1], unpack(ARGV, 5))
-redis.call('HSET', KEYS[2], 'state', ARGV[3], 'start', ARGV[4], 'version', n)
+local n = redis.call('RPUSH', KEYS[1], ARGV[5])
+local start = ARGV[4]
+if start == '-1' then start = redis.call('HGET', KEYS[2], 'start') or '0' end
+redis.call('HSET', KEYS[2], 'state', ARGV[3], 'start', start, 'version', n)
 return n
 """
+_KEEP_START = -1
 
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
@@ -50,6 +59,18 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+_RAW: dict[str, Any] = {NEVER_DECODE: True}  # redis-py's option for one reply left undecoded
+
+# The derived state's keys and usual values, the most common last; stored `Z1` state needs exactly these bytes
+# (never edit them: a new dictionary takes a new marker).
+_STATE_ZDICT = (
+    b'{"slots":{"product":"","order_id":"SO2026","requested_slot":"order_id"},"active_form":"order_form",'
+    b'"handed_off":true,"handoff_reason":"requested:request_human","last_activity":17,"slots":{"language":"zh",'
+    b'"requested_slot":null,"order_id":"SO2026","product":"","language":"en"},"last_activity":17,'
+    b'"session_number":1,"turns":1'
+)
+_STATE_DEFAULTS = SessionState().to_dict()
 
 
 def keys(conversation_id: str) -> tuple[str, str, str]:
@@ -137,10 +158,10 @@ class RedisSessionStore:
     async def load(self, conversation_id: str) -> Session:
         """The conversation's current session; starts a new one after inactivity (old events stay archived)."""
         events_key, state_key, _ = keys(conversation_id)
-        start, raw_state, raw_events = await self._call(self._load_script(keys=[events_key, state_key]))
-        version = int(start) + len(raw_events)
-        events = tuple(decode_event(raw) for raw in raw_events)
-        state = SessionState.from_dict(json.loads(raw_state)) if raw_state else _replay(events)
+        start, raw_state, elements = await self._call(self._run_raw(self._load_script, [events_key, state_key]))
+        version = int(start) + len(elements)  # elements, one per commit
+        events = tuple(_events_of(conversation_id, elements))
+        state = decode_state(raw_state) if raw_state else _replay(events)
         now = self._clock()
         expiration = self._options.expiration_s
         if events and (expiration <= 0 or now - state.last_activity <= expiration):  # 0: sessions never expire
@@ -151,17 +172,18 @@ class RedisSessionStore:
         return fresh.with_events(_session_start(now, carried))
 
     async def commit(self, session: Session, lock_token: str) -> Session:
-        """Append the turn's new events and the derived state in one atomic step."""
+        """Append the turn's new events, as one element, and the derived state in one atomic step."""
         if not session.new_events:
             return session
         events_key, state_key, lock_key = keys(session.conversation_id)
-        session_start = session.version + len(session.new_events) - len(session.events)
+        # A session whose events are all new (a first or a fresh one) starts at the element this commit adds.
+        fresh = len(session.new_events) == len(session.events)
         args: list[Any] = [
             lock_token,
             session.version,
-            json.dumps(session.state.to_dict(), ensure_ascii=False),
-            session_start,
-            *(encode_event(e) for e in session.new_events),
+            encode_state(session.state),
+            session.version if fresh else _KEEP_START,
+            encode_batch(session.new_events),
         ]
         try:
             version = await self._redis_call_commit(events_key, state_key, lock_key, args)
@@ -173,21 +195,37 @@ class RedisSessionStore:
 
     async def history(self, conversation_id: str) -> list[Event]:
         """Every stored event of the conversation, archived sessions included."""
-        raw = await self._call(self._redis.lrange(keys(conversation_id)[0], 0, -1))
-        return [decode_event(r) for r in raw]
+        return _events_of(conversation_id, await self._call(self._all_elements(keys(conversation_id)[0])))
 
     async def conversations(self, batch: int = 500) -> AsyncIterator[tuple[str, list[Event]]]:
         """Every stored conversation with all its events, for exports (SCAN: the server stays responsive)."""
         async for key in self._redis.scan_iter(match="kefu:{*}:events", count=batch):
             name = key.decode() if isinstance(key, bytes) else str(key)
-            raw = await self._call(self._redis.lrange(key, 0, -1))
-            yield _unescape(name[len("kefu:{") : -len("}:events")]), [decode_event(r) for r in raw]
+            conversation_id = _unescape(name[len("kefu:{") : -len("}:events")])
+            yield conversation_id, _events_of(conversation_id, await self._call(self._all_elements(key)))
 
     async def ping(self) -> None:
         await self._call(self._redis.ping())
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+    async def _all_elements(self, events_key: str) -> Any:
+        return await self._raw("LRANGE", events_key, 0, -1)
+
+    async def _run_raw(self, script: AsyncScript, script_keys: list[str]) -> Any:
+        """Run a registered script with its reply undecoded, loading it first into a Redis that does not know it
+        yet (as `AsyncScript.__call__` does)."""
+        command = ("EVALSHA", script.sha, len(script_keys), *script_keys)
+        try:
+            return await self._raw(*command)
+        except NoScriptError:
+            await self._redis.script_load(script.script)
+            return await self._raw(*command)
+
+    async def _raw(self, *command: Any) -> Any:
+        """One command whose reply stays bytes: the clients decode replies as UTF-8, which deflated data is not."""
+        return await self._redis.execute_command(*command, **_RAW)  # type: ignore[no-untyped-call]
 
     async def _redis_call_commit(self, events_key: str, state_key: str, lock_key: str, args: list[Any]) -> Any:
         try:
@@ -205,6 +243,33 @@ class RedisSessionStore:
                 f"{self._describe} is unreachable or failed: {err}. Check that it runs, or unset REDIS_URL "
                 "to use the embedded Redis"
             ) from err
+
+
+def _events_of(conversation_id: str, elements: Sequence[bytes]) -> list[Event]:
+    try:
+        return decode_elements(elements)
+    except SessionStoreError as err:
+        raise SessionStoreError(
+            f"conversation {conversation_id!r} cannot be read: {err}. Its keys ({keys(conversation_id)[0]} and the "
+            "state beside it) can be inspected with redis-cli, or deleted to start it afresh"
+        ) from err
+
+
+def encode_state(state: SessionState) -> bytes:
+    """The derived state as stored: JSON without fields at their defaults, deflated. Small enough (under 64
+    bytes for a few slots) that Redis keeps the state hash in its compact encoding."""
+    data = {k: v for k, v in state.to_dict().items() if v != _STATE_DEFAULTS[k]}
+    return MARKER + deflate(json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode(), _STATE_ZDICT)
+
+
+def decode_state(raw: bytes | str) -> SessionState:
+    """The stored state: deflated, or the plain JSON of versions before batches."""
+    data = raw.encode() if isinstance(raw, str) else raw
+    text = inflate(data[len(MARKER) :], _STATE_ZDICT) if data.startswith(MARKER) else data
+    try:
+        return SessionState.from_dict(json.loads(text))
+    except (ValueError, TypeError, AttributeError) as err:  # damaged bytes: the store's error, not json's
+        raise SessionStoreError(f"a stored session state is corrupt: {err!r}") from err
 
 
 def _replay(events: tuple[Event, ...]) -> SessionState:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from bot.types import Button
 from tests.bot.servers import Server
 
 pytestmark = pytest.mark.integration
+HAN = re.compile(r"[\u3400-\u9fff]")
 
 
 @pytest.fixture
@@ -30,14 +32,18 @@ class Widget:
         self.socket = socket
 
     @classmethod
-    async def open(cls, server: Server, conversation_id: str | None = None, after: int = -1) -> tuple[Widget, dict]:
+    async def open(
+        cls, server: Server, conversation_id: str | None = None, after: int = -1, lang: str | None = None
+    ) -> tuple[Widget, dict]:
         socket = await websockets.connect(server.url.replace("http", "ws") + "/ws")
         widget = cls(socket)
-        await widget.send({"type": "hello", "conversation_id": conversation_id, "after": after})
+        hello = {"type": "hello", "conversation_id": conversation_id, "after": after}
+        await widget.send(hello | ({"lang": lang} if lang else {}))
         welcome = await widget.receive()
         history = await widget.receive()
         assert welcome["type"] == "welcome" and history["type"] == "messages"
-        return widget, {"conversation_id": welcome["conversation_id"], "messages": history["messages"]}
+        opened = {"conversation_id": welcome["conversation_id"], "messages": history["messages"]}
+        return widget, opened | {"hot": welcome.get("hot", [])}
 
     async def send(self, frame: dict | str) -> None:
         await self.socket.send(frame if isinstance(frame, str) else json.dumps(frame, ensure_ascii=False))
@@ -96,6 +102,27 @@ async def test_quick_replies_feedback_and_csat_are_recorded(server: Server) -> N
     await widget.socket.close()
 
 
+async def test_a_new_conversation_is_welcomed_with_the_hot_questions_in_the_widgets_language(
+    server: Server,
+) -> None:
+    widget, hello = await Widget.open(server)  # no lang: Chinese
+    hot = hello["hot"]
+    assert 2 <= len(hot) <= 9 and all(q["payload"] == q["title"] and HAN.search(q["title"]) for q in hot)
+    [clicked, answer] = said(await widget.say("h1", hot[0]["payload"]))
+    assert clicked["text"] == hot[0]["title"] and answer["text"]
+    related = answer["quick_replies"]
+    assert related and hot[0]["title"] not in [q["title"] for q in related]  # related to it, not itself
+    assert all(q["payload"] == q["title"] for q in related)
+    await widget.socket.close()
+
+    widget, again = await Widget.open(server, hello["conversation_id"], lang="zh")  # asked already: no hot list
+    assert again["hot"] == [] and [m.get("quick_replies") for m in again["messages"]] == [None, related]
+    await widget.socket.close()
+    widget, english = await Widget.open(server, lang="en")
+    assert english["hot"] and not any(HAN.search(q["title"]) for q in english["hot"])
+    await widget.socket.close()
+
+
 async def test_bad_frames_get_clear_errors_and_the_connection_stays_usable(server: Server) -> None:
     socket = await websockets.connect(server.url.replace("http", "ws") + "/ws")
     widget = Widget(socket)
@@ -146,3 +173,12 @@ def test_transcript_positions_roles_and_clicked_titles() -> None:
     ]
     assert entries[1]["image"] == "/x.png" and entries[1]["buttons"][0]["payload"] == "/ask_returns"
     assert [e["seq"] for e in transcript(events, after=1)] == [2, 3]
+
+
+def test_transcript_carries_recommended_questions_as_buttons_are() -> None:
+    asked = Button("运费怎么收？", "运费怎么收？")
+    events = [BotUttered(text="您好", reply_id="b1", quick_replies=(asked,)), UserUttered(text="运费怎么收？")]
+    [greeting, clicked] = transcript(events)
+    assert greeting["quick_replies"] == [{"title": "运费怎么收？", "payload": "运费怎么收？"}]
+    assert "buttons" not in greeting and clicked["text"] == "运费怎么收？"
+    assert "quick_replies" not in transcript([BotUttered(text="好的", reply_id="b2")])[0]

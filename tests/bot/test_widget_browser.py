@@ -9,6 +9,7 @@ import pytest
 from bot.wiring import Project
 from tests.bot.conftest import CHROMIUM
 from tests.bot.servers import Server, free_port
+from tests.bot.test_recommend_channels import faq_answers
 
 pytestmark = pytest.mark.integration
 
@@ -64,6 +65,44 @@ def test_streamed_reply_quick_reply_thumbs_and_history_after_a_reload(server: Se
     expect(said).to_have_text([GENERATED_QUESTION, "退货", "退货政策"], timeout=WAIT_MS)
     expect(page.locator(".msg.bot", has_text="7 天")).to_have_count(1)
     expect(page.locator(".msg.bot[data-seq]")).to_have_count(3)  # greeting aside, each reply once
+    page.close()
+
+
+def test_hot_questions_under_the_greeting_then_related_questions_under_each_answer(
+    server: Server, browser: object, tmp_path: Path
+) -> None:
+    faq = faq_answers()
+    page = browser.new_page(locale="zh-CN")  # type: ignore[attr-defined]
+    page.goto(server.url + "/")
+    hot = page.locator(".msg.greeting .quick.suggested")
+    expect(hot.locator(".quick-label")).to_have_text("猜你想问", timeout=WAIT_MS)
+    titles = hot.get_by_role("button").all_inner_texts()
+    assert titles and all(title in faq for title in titles)  # the hot questions, in the widget's language
+    first = "运费怎么收？" if "运费怎么收？" in titles else titles[0]
+    hot.get_by_role("button", name=first, exact=True).click()
+    expect(hot.get_by_role("button")).to_have_count(len(titles))
+    for chip in hot.get_by_role("button").all():
+        expect(chip).to_be_disabled()
+
+    answers = page.locator(".msg.bot[data-seq]")
+    expect(answers.nth(0).locator(".text")).to_have_text(faq[first], timeout=WAIT_MS)
+    related = answers.nth(0).locator(".quick.suggested")
+    expect(related.locator(".quick-label")).to_have_text("猜你想问")
+    offered = [title for title in related.get_by_role("button").all_inner_texts() if title in faq]
+    assert offered and first not in offered
+    related.get_by_role("button", name=offered[0], exact=True).click()
+    expect(answers.nth(1).locator(".text")).to_have_text(faq[offered[0]], timeout=WAIT_MS)
+    expect(answers.nth(1).locator(".quick.suggested button").first).to_be_visible()
+    expect(page.locator(".msg.user .text")).to_have_text([first, offered[0]])
+    shot = tmp_path / "recommendations.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 0
+
+    page.get_by_role("button", name="English").click()  # the label follows the widget's language
+    expect(related.locator(".quick-label")).to_have_text("You may also ask")
+    page.reload()  # history shows the related questions as it shows buttons; the hot list is for a fresh start
+    expect(page.locator(".msg.bot[data-seq] .quick.suggested")).to_have_count(2, timeout=WAIT_MS)
+    expect(page.locator(".msg.greeting .quick")).to_have_count(0)
     page.close()
 
 

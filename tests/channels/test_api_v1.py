@@ -21,12 +21,13 @@ from bot.channels.api_keys import ApiKeys
 from bot.channels.api_v1 import ApiV1Channel
 from bot.channels.base import TurnHandler
 from bot.channels.openapi import openapi_schema
+from bot.channels.transcript import transcript
 from bot.errors import ConfigError
-from bot.events import FeedbackGiven
+from bot.events import BotUttered, FeedbackGiven, UserUttered
 from bot.runtime import Bot, BotAnswer
 from bot.settings import Settings
 from bot.trace import PartialSink
-from bot.types import Message, Reply
+from bot.types import Button, Message, Reply
 from bot.wiring import Project, WiredParts, build_parts, open_project, session_store, train
 from tests.project.helpers import write_project
 
@@ -378,6 +379,34 @@ async def test_partial_text_streams_before_the_replies(bot: Bot) -> None:
     assert [name for name, _ in events] == ["partial", "partial", "message", "done"]
     assert events[0][1] == {"reply_id": "r1", "text": "The X1 ships "}
     assert events[2][1]["id"] == "r1" and events[2][1]["fact_ids"] == ["faq:1"]
+
+
+async def test_recommended_questions_are_quick_replies_in_replies_streams_and_history(
+    bot: Bot, spec: dict[str, Any]
+) -> None:
+    asked = Button("运费怎么收？", "运费怎么收？")
+
+    async def recommending(message: Message, on_partial: PartialSink | None = None) -> BotAnswer:
+        return BotAnswer((Reply("满 ¥99 包邮。", reply_id="r1", quick_replies=(asked,)),), None)
+
+    transport = httpx.ASGITransport(app=app_for(bot, ApiKeys([KEY]), handler=recommending))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t", headers={"X-API-Key": KEY}) as c:
+        sent = await c.post("/api/v1/conversations/c-1/messages", json={"text": "运费"})
+        streamed = await c.post("/api/v1/conversations/c-1/messages", json={"text": "运费", "stream": True})
+    conforms(spec, MESSAGES, "post", sent)
+    shown = [{"title": "运费怎么收？", "payload": "运费怎么收？"}]
+    assert sent.json()["replies"][0]["quick_replies"] == shown and sent.json()["replies"][0]["buttons"] == []
+    [(_, message), _] = sse(streamed.text)
+    jsonschema.validate(message, {"$ref": "#/components/schemas/Reply", "components": spec["components"]})
+    assert message["quick_replies"] == shown
+
+    said = [BotUttered(text="您好！", reply_id="b1", quick_replies=(asked,)), UserUttered(text=asked.payload)]
+    entries = transcript(said)
+    entry_schema = {"$ref": "#/components/schemas/TranscriptEntry", "components": spec["components"]}
+    for entry in entries:
+        jsonschema.validate(entry, entry_schema)
+    assert entries[0]["quick_replies"] == shown and "buttons" not in entries[0]
+    assert entries[1]["text"] == "运费怎么收？"
 
 
 # --- bad input ---

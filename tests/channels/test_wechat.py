@@ -19,7 +19,7 @@ from wechatpy.utils import WeChatSigner, check_signature
 
 from bot.channels.wechat import WeChatChannel, WeChatSettings, wechat_channel_from_env
 from bot.channels.wechat_api import PlatformApiError, user_ref
-from bot.channels.wechat_replies import SORRY_TEXT, UNSUPPORTED_TEXT
+from bot.channels.wechat_replies import SORRY_TEXT, UNSUPPORTED_TEXT, render
 from bot.errors import ConfigError
 from bot.types import Button, Message, Reply
 from tests.channels.wechat_fakes import (
@@ -264,6 +264,66 @@ async def test_a_number_outside_the_menu_is_plain_text(wechat):
     await side.post(text_xml("menu", msg_id="1"))
     await side.post(text_xml("3", msg_id="2"))
     assert side.bot.messages[1].text == "3"
+
+
+SHIPPING_ZH = (Button("你们用什么快递？", "你们用什么快递？"), Button("从哪里发货？", "从哪里发货？"))
+SHIPPING_EN = (Button("Which courier do you use?", "Which courier do you use?"),)
+
+
+def recommending(message: Message) -> Sequence[Reply]:
+    """Replies with recommended questions (猜你想问) under them, as the recommendation stage attaches them."""
+    if message.text == "运费":
+        human = (Button("转人工", "/request_human"),)
+        return [Reply(text="满 ¥99 包邮。", buttons=human, quick_replies=SHIPPING_ZH)]
+    if message.text == "shipping":
+        return [Reply(text="Free over ¥99.", quick_replies=SHIPPING_EN)]
+    if message.text == "card":
+        card = {"title": "订单 A1001", "url": "http://shop.test/A1001"}
+        return [Reply(text="您的订单", custom={"card": card}, quick_replies=SHIPPING_ZH)]
+    return echo(message)
+
+
+async def test_recommended_questions_are_numbered_after_the_buttons_and_a_number_asks_one(wechat):
+    side = wechat(FakeBot(recommending))
+    menu = side.reply(await side.post(text_xml("运费", msg_id="1")))
+    assert menu.content == "满 ¥99 包邮。\n1. 转人工\n猜你想问：\n2. 你们用什么快递？\n3. 从哪里发货？"
+    await side.post(text_xml("3", msg_id="2"))
+    assert side.bot.messages[1].text == "从哪里发货？"  # the question's text: the bot sees it asked as a click
+    assert side.bot.messages[1].meta == {"button": {"number": 3, "title": "从哪里发货？"}}
+    await side.post(text_xml("运费", msg_id="3"))
+    await side.post(text_xml("1", msg_id="4"))  # buttons keep their numbers ahead of the questions
+    assert side.bot.messages[3].text == "/request_human"
+
+
+async def test_recommended_questions_in_english_get_an_english_header(wechat):
+    side = wechat(FakeBot(recommending))
+    reply = side.reply(await side.post(text_xml("shipping", msg_id="1")))
+    assert reply.content == "Free over ¥99.\nYou may also ask:\n1. Which courier do you use?"
+    await side.post(text_xml("1", msg_id="2"))
+    assert side.bot.messages[1].text == "Which courier do you use?"
+
+
+async def test_a_card_with_recommended_questions_is_text_so_that_the_numbers_show(wechat):
+    side = wechat(FakeBot(recommending))
+    reply = side.reply(await side.post(text_xml("card", msg_id="1")))
+    assert reply.type == "text"
+    assert reply.content.endswith("http://shop.test/A1001\n猜你想问：\n1. 你们用什么快递？\n2. 从哪里发货？")
+
+
+async def test_a_late_answer_numbers_its_recommended_questions_too(wechat):
+    side = wechat(FakeBot(recommending, delay=0.2), reply_deadline_s=0.01)
+    assert (await side.post(text_xml("shipping", msg_id="1"))).text == "success"
+    await side.channel.drain()
+    assert side.api.sends[0][2]["text"]["content"].endswith("You may also ask:\n1. Which courier do you use?")
+    await side.post(text_xml("1", msg_id="2"))
+    assert side.bot.messages[1].text == "Which courier do you use?"
+
+
+def test_the_header_follows_the_reply_text_else_the_questions():
+    assert render([Reply(text="好的", quick_replies=SHIPPING_EN)]).text.splitlines()[1] == "猜你想问："
+    assert render([Reply(text="OK", quick_replies=SHIPPING_ZH)]).text.splitlines()[1] == "You may also ask:"
+    assert render([Reply(text="", quick_replies=SHIPPING_ZH)]).text.splitlines()[0] == "猜你想问："
+    assert render([Reply(text="¥99", quick_replies=SHIPPING_EN)]).text.splitlines()[1] == "You may also ask:"
 
 
 async def test_a_single_card_with_a_link_is_a_news_reply(wechat):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import httpx
@@ -18,7 +18,7 @@ from wechatpy.enterprise.crypto import PrpCrypto, WeChatCrypto
 
 from bot.channels.wecom import WeComChannel, WeComSettings, wecom_channel_from_env
 from bot.errors import ConfigError
-from bot.types import Reply
+from bot.types import Button, Message, Reply
 from tests.channels.test_wechat_crypto import (
     SAMPLE_CORP,
     SAMPLE_ECHOSTR,
@@ -138,6 +138,19 @@ async def test_subscribe_greets_and_other_types_are_answered_without_the_bot(wec
     assert (await side.post(event_xml("enter_agent", user=USER, to=SAMPLE_CORP))).text == "success"
     assert "文字" in side.reply(await side.post(image_xml(user=USER, to=SAMPLE_CORP))).content
     assert [m.text for m in side.bot.messages] == ["/greet"]
+
+
+async def test_recommended_questions_are_numbered_and_a_number_asks_one(wecom):
+    asked = (Button("怎么开发票？", "怎么开发票？"), Button("退款多久到账？", "退款多久到账？"))
+
+    def hot(message: Message) -> Sequence[Reply]:
+        return [Reply(text="您好！", quick_replies=asked if message.text == "/greet" else ())]
+
+    side = wecom(FakeBot(hot))
+    greeting = side.reply(await side.post(event_xml("subscribe", user=USER, to=SAMPLE_CORP)))
+    assert greeting.content == "您好！\n猜你想问：\n1. 怎么开发票？\n2. 退款多久到账？"
+    await side.post(text_xml("2", user=USER, to=SAMPLE_CORP, msg_id="8"))
+    assert [m.text for m in side.bot.messages] == ["/greet", "退款多久到账？"]
 
 
 async def test_a_retry_is_answered_once(wecom):

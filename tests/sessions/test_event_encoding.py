@@ -62,3 +62,11 @@ def test_a_user_message_keeps_its_top_intents_and_drops_what_is_empty() -> None:
     assert back_masked.nlu.text == "我的手机 [phone]"  # what the NLU saw differs, so it is kept
     everything = json.dumps(event_to_dict(said), ensure_ascii=False, separators=(",", ":"))
     assert len(raw) < 0.6 * len(everything)
+
+
+def test_an_encoded_event_is_one_line() -> None:
+    """Batches of stored events (`bot/sessions/event_batches.py`) hold one event a line."""
+    said = UserUttered(text="第一行\n第二行\r\u2028\u0085", nlu=NluResult("a\nb", "inform", 0.9))
+    raw = encode_event(said)
+    assert "\n" not in raw and "\r" not in raw
+    assert decode_event(raw) == said

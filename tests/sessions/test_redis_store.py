@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 
@@ -11,9 +12,12 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from bot.errors import LockTimeoutError, SessionStoreError, StaleSessionError
-from bot.events import ActionExecuted, SessionStarted, SlotSet, UserUttered
+from bot.events import ActionExecuted, Event, SessionStarted, SessionState, SlotSet, UserUttered, encode_event
 from bot.sessions.connect import client_for_url
+from bot.sessions.event_batches import MARKER
 from bot.sessions.redis_store import RedisSessionStore, StoreOptions, keys
+from bot.sessions.round_trips import counting_round_trips
+from tests.sessions.conversations import shop_turns
 
 pytestmark = pytest.mark.integration
 
@@ -41,7 +45,7 @@ async def test_commit_then_load_round_trips_events_and_state(redis_client: aiore
     loaded = await store.load(conversation)
     assert [type(e) for e in loaded.events] == [SessionStarted, UserUttered, SlotSet]
     assert loaded.slots == {"order_id": "SO20261001"}
-    assert loaded.version == 3 and loaded.new_events == ()
+    assert loaded.version == 1 and loaded.new_events == ()  # one list element per commit
 
 
 async def test_concurrent_turns_run_one_after_the_other_and_lose_nothing(redis_client: aioredis.Redis) -> None:
@@ -191,3 +195,105 @@ async def test_unreachable_redis_gives_a_clear_error() -> None:
     with pytest.raises(SessionStoreError, match="unreachable"):
         await store.ping()
     await client.aclose()
+
+
+async def say(store: RedisSessionStore, conversation: str, *events: Event) -> None:
+    async with store.lock(conversation) as token:
+        session = await store.load(conversation)
+        await store.commit(session.with_events(events), token)
+
+
+def texts(events: list[Event]) -> list[str]:
+    return [e.text for e in events if isinstance(e, UserUttered)]
+
+
+async def test_each_commit_is_one_element_and_a_new_session_starts_at_its_first(
+    redis_client: aioredis.Redis,
+) -> None:
+    clock = Clock()
+    store = RedisSessionStore(redis_client, StoreOptions(expiration_s=60), clock=clock)
+    conversation = cid()
+    events_key, state_key, _ = keys(conversation)
+    for text in ("a", "b", "c"):
+        await say(
+            store,
+            conversation,
+            UserUttered(text=text, timestamp=clock.now),
+            ActionExecuted(name="x", timestamp=clock.now),
+        )
+    assert await redis_client.llen(events_key) == 3 and await redis_client.hget(state_key, "start") == "0"
+    clock.now += 61
+    await say(store, conversation, UserUttered(text="d", timestamp=clock.now))
+    await say(store, conversation, UserUttered(text="e", timestamp=clock.now))
+    assert await redis_client.hget(state_key, "start") == "3"  # the element of the new session's first commit
+    assert await redis_client.hget(state_key, "version") == "5"
+    current = await store.load(conversation)
+    assert [type(e) for e in current.events] == [SessionStarted, UserUttered, UserUttered] and current.version == 5
+    assert texts(current.events) == ["d", "e"] and current.state.session_number == 2
+    assert texts(await store.history(conversation)) == ["a", "b", "c", "d", "e"]
+
+
+async def test_old_plain_json_events_load_beside_new_batches(redis_client: aioredis.Redis) -> None:
+    clock = Clock()
+    store = RedisSessionStore(redis_client, StoreOptions(expiration_s=60), clock=clock)
+    conversation = cid()
+    events_key, state_key, _ = keys(conversation)
+    earlier = [SessionStarted(timestamp=clock.now - 500), UserUttered(text="long ago", timestamp=clock.now - 500)]
+    current = [SessionStarted(timestamp=clock.now), UserUttered(text="old", timestamp=clock.now)]
+    current += [SlotSet(name="order_id", value="SO20261002", timestamp=clock.now)]
+    state = SessionState(slots={"order_id": "SO20261002"}, last_activity=clock.now, session_number=2, turns=1)
+    # as kefu stored conversations before batches: one JSON event an element, the state as plain JSON
+    await redis_client.rpush(events_key, *(encode_event(e) for e in earlier + current))
+    await redis_client.hset(state_key, mapping={"state": json.dumps(state.to_dict()), "start": 2, "version": 5})
+    before = await store.load(conversation)
+    assert before.events == tuple(current) and before.version == 5 and before.state == state
+    await say(store, conversation, UserUttered(text="new", timestamp=clock.now), ActionExecuted(name="x"))
+    await say(store, conversation, UserUttered(text="newer", timestamp=clock.now))
+    raw = await redis_client.execute_command("LRANGE", events_key, 0, -1, NEVER_DECODE=True)
+    assert [r[:2] for r in raw] == [b'{"', b'{"', b'{"', b'{"', b'{"', MARKER, MARKER]
+    after = await store.load(conversation)
+    assert texts(after.events) == ["old", "new", "newer"] and after.version == 7
+    assert after.slots == {"order_id": "SO20261002"} and after.state.turns == 3
+    assert texts(await store.history(conversation)) == ["long ago", "old", "new", "newer"]
+    async with store.lock(conversation) as token:  # a view from before the last commits is still refused
+        with pytest.raises(StaleSessionError, match="version changed"):
+            await store.commit(before.with_events([UserUttered(text="late")]), token)
+    exported = [events async for name, events in store.conversations() if name == conversation]
+    assert [texts(events) for events in exported] == [["long ago", "old", "new", "newer"]]
+
+
+@pytest.mark.parametrize("element", [MARKER + b"\x00garbage", b'{"event":"user"'])
+async def test_a_corrupt_element_is_a_session_store_error(redis_client: aioredis.Redis, element: bytes) -> None:
+    store = RedisSessionStore(redis_client)
+    conversation = cid()
+    await say(store, conversation, UserUttered(text="fine"))
+    await redis_client.rpush(keys(conversation)[0], element)
+    await redis_client.hset(keys(conversation)[1], "version", 2)
+    with pytest.raises(SessionStoreError, match=f"conversation '{conversation}' cannot be read: .*corrupt"):
+        await store.load(conversation)
+    with pytest.raises(SessionStoreError, match="corrupt"):
+        await store.history(conversation)
+
+
+async def test_a_turn_is_one_round_trip_to_load_and_one_to_commit(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client)
+    conversation = cid()
+    await say(store, conversation, UserUttered(text="warm"))  # the scripts are loaded into Redis once
+    async with store.lock(conversation) as token:
+        with counting_round_trips() as loading:
+            session = await store.load(conversation)
+        with counting_round_trips() as committing:
+            await store.commit(session.with_events([UserUttered(text="hi"), ActionExecuted(name="x")]), token)
+    assert (loading.count, committing.count) == (1, 1)
+
+
+async def test_a_ten_turn_shop_conversation_takes_under_4_kb_of_redis(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client, StoreOptions(expiration_s=0))
+    conversation = cid()
+    turns = shop_turns()
+    for turn in turns:
+        await say(store, conversation, *(e for e in turn if not isinstance(e, SessionStarted)))  # load starts it
+    stored = await store.history(conversation)
+    assert stored[1:] == [e for turn in turns for e in turn][1:]  # all of it, less the start's own timestamp
+    used = [await redis_client.memory_usage(key, samples=0) or 0 for key in keys(conversation)[:2]]
+    assert sum(used) < 4096, used

@@ -19,7 +19,8 @@
       open: "打开在线客服", close: "关闭", connecting: "正在连接…", reconnecting: "连接已断开，正在重新连接…",
       connected: "", waiting: "等待发送", typing: "客服正在输入", helpful: "有帮助", unhelpful: "没有帮助",
       end: "结束对话", csat: "请为本次服务打分", star: "分", thanks: "谢谢您的评价！", switchLang: "English",
-      log: "对话记录", you: "我", bot: "客服", operator: "人工客服", image: "图片", error: "出错了："
+      log: "对话记录", you: "我", bot: "客服", operator: "人工客服", image: "图片", error: "出错了：",
+      suggest: "猜你想问"
     },
     en: {
       title: "Customer service", greeting: "Hello! How can I help you?", placeholder: "Type your question…",
@@ -28,7 +29,7 @@
       typing: "The assistant is typing", helpful: "Helpful", unhelpful: "Not helpful", end: "End chat",
       csat: "How would you rate this chat?", star: "out of 5", thanks: "Thank you for your rating!",
       switchLang: "中文", log: "Conversation", you: "You", bot: "Assistant", operator: "Agent", image: "Image",
-      error: "Error: "
+      error: "Error: ", suggest: "You may also ask"
     }
   };
 
@@ -79,6 +80,7 @@
     ".card a{color:#0969da}" +
     ".quick{display:flex;flex-wrap:wrap;gap:6px;margin-top:6px}.quick button{border:1px solid #1f6feb;background:#fff;color:#1f6feb;border-radius:14px;padding:4px 10px;cursor:pointer;font-size:13px}" +
     ".quick button:disabled{opacity:.5;cursor:default}" +
+    ".quick-label{flex-basis:100%;font-size:12px;color:#57606a}" +
     ".thumbs{display:flex;gap:4px;margin-top:4px}.thumbs button{border:0;background:transparent;cursor:pointer;font-size:14px;opacity:.6}.thumbs button[aria-pressed=true]{opacity:1}" +
     ".typing{align-self:flex-start;font-size:20px;letter-spacing:2px;color:#57606a}.typing[hidden]{display:none}" +
     "form{display:flex;gap:6px;padding:8px;border-top:1px solid #d0d7de}textarea{flex:1;resize:none;height:40px;padding:8px;border:1px solid #d0d7de;border-radius:8px;font-size:14px}" +
@@ -119,6 +121,7 @@
     stars.textContent = "";
     for (var i = 1; !rated && i <= 5; i++) stars.appendChild(starButton(i));
     root.querySelectorAll(".pending .note").forEach(function (n) { n.textContent = t("waiting"); });
+    root.querySelectorAll(".suggested").forEach(function (row) { labelSuggestions(row); });
     if (!ready) status.textContent = attempt ? t("reconnecting") : t("connecting");
   }
   function starButton(n) {
@@ -182,6 +185,7 @@
     if (entry.image && /^https?:|^\//.test(entry.image)) addImage(el, entry.image);
     if (entry.custom && entry.custom.card) addCard(el, entry.custom.card);
     if (entry.buttons && entry.buttons.length) addQuickReplies(el, entry.buttons);
+    if (entry.quick_replies && entry.quick_replies.length) addSuggestions(el, entry.quick_replies);
     if (entry.role === "bot") addThumbs(el, entry.id);
   }
   function addImage(el, src) {
@@ -219,6 +223,23 @@
     }
     el.appendChild(box);
   }
+  // recommended questions (猜你想问): chips like buttons, under a small label in the widget's language
+  function addSuggestions(el, questions) {
+    var row = addQuickReplies(el, questions);
+    row.classList.add("suggested");
+    var note = document.createElement("span");
+    note.className = "quick-label";
+    row.insertBefore(note, row.firstChild);
+    labelSuggestions(row);
+  }
+  function labelSuggestions(row) {
+    row.querySelector(".quick-label").textContent = t("suggest");
+    row.setAttribute("aria-label", t("suggest"));
+  }
+  function showHot(questions) {
+    var greeting = $(".greeting");
+    if (greeting && !greeting.querySelector(".quick")) addSuggestions(greeting, questions);  // once per page
+  }
   function addQuickReplies(el, buttons) {
     var row = document.createElement("div");
     row.className = "quick";
@@ -234,6 +255,7 @@
       row.appendChild(button);
     });
     el.appendChild(row);
+    return row;
   }
   function addThumbs(el, id) {
     var row = document.createElement("div");
@@ -298,6 +320,7 @@
       case "welcome":
         if (saved.cid !== frame.conversation_id) { saved.cid = frame.conversation_id; seen = -1; }
         persist();
+        if (frame.hot && frame.hot.length) showHot(frame.hot);  // only while nothing was asked yet
         break;
       case "messages":
         frame.messages.forEach(function (entry) {

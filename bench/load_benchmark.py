@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +89,12 @@ class Served:
 
     def stop(self) -> None:
         os.killpg(self.process.pid, signal.SIGTERM)
-        self.process.wait(timeout=60)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # the figures are taken already: report them, and say so
+            print("warning: kefu run did not stop within 60 s of SIGTERM and was killed", file=sys.stderr)
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
 
 def _children(pid: int) -> list[int]:
@@ -104,6 +110,60 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def _cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes (those that ended count nothing)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_s() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat: all but idle and iowait)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _redis_pids(socket: str) -> list[int]:
+    """The embedded redis-server serving `socket` (it runs detached, not as a child of this process)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if socket in cmdline.read_text():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            continue
+    return found
+
+
+class CpuMeter:
+    """CPU time over one level: kefu's processes, the embedded Redis and this load generator, each per answered
+    turn, and the cores other processes of the machine took meanwhile (above ~0.1, the figures were disturbed)."""
+
+    def __init__(self, server: Served, socket: str) -> None:
+        self._server = server
+        self._redis = _redis_pids(socket)
+        self._start = self._sample()
+
+    def _sample(self) -> tuple[float, ...]:
+        server = _cpu_s([self._server.process.pid, *_children(self._server.process.pid)])
+        return server, _cpu_s(self._redis), time.process_time(), _machine_busy_s(), time.perf_counter()
+
+    def use(self, load: Load) -> dict[str, float]:
+        server, redis, generator, busy, wall = (b - a for a, b in zip(self._start, self._sample(), strict=True))
+        per_turn = 1000 / max(sum(t.ok for t in load.turns), 1)
+        return {
+            "server_ms_per_turn": round(server * per_turn, 2),
+            "redis_ms_per_turn": round(redis * per_turn, 2),
+            "generator_ms_per_turn": round(generator * per_turn, 2),
+            "other_cores": round(max(busy - server - redis - generator, 0.0) / wall, 2),
+        }
 
 
 def summary(load: Load) -> dict[str, object]:
@@ -162,6 +222,17 @@ def print_table(rows: list[dict[str, object]], title: str) -> None:
         )
 
 
+def print_cpu(rows: list[dict[str, object]]) -> None:
+    print("\nCPU ms per turn: kefu's processes, the embedded Redis, this load generator; cores others took meanwhile")
+    for row in rows:
+        use = row["cpu"]
+        assert isinstance(use, dict)
+        print(
+            f"{row['concurrency']:>5} {use['server_ms_per_turn']:>8} {use['redis_ms_per_turn']:>8} "
+            f"{use['generator_ms_per_turn']:>8} {use['other_cores']:>8}"
+        )
+
+
 def print_stages(row: dict[str, object]) -> None:
     stages = row["stages_ms"]
     assert isinstance(stages, dict)
@@ -206,9 +277,11 @@ async def run(args: argparse.Namespace, project: Path, rasa: str | None) -> None
         print(f"first answer {server.first_answer_s:.2f} s after `kefu run --workers {args.workers}` started")
         channels = [c.strip() for c in args.channels.split(",")]
         await drive(server.url, 4, seconds=5, max_turns=80, channels=channels)  # warm-up
-        loads = []
+        loads, cpu = [], []
         for level in args.concurrency:
+            meter = CpuMeter(server, socket)
             loads.append(await drive(server.url, level, channels=channels, **_bounds(args)))
+            cpu.append(meter.use(loads[-1]))
             print(f"  {level} concurrent: {loads[-1].throughput:.0f} turns/s", flush=True)
         memory = server.memory_mb()
         per_conversation = await redis_per_conversation(server.url, socket)
@@ -218,20 +291,25 @@ async def run(args: argparse.Namespace, project: Path, rasa: str | None) -> None
     baseline = (
         [await drive(rasa, n, channels=["rest"], rasa=True, **_bounds(args)) for n in args.concurrency] if rasa else []
     )
-    report(args, loads, baseline, memory, per_conversation, server.first_answer_s)
+    report(args, loads, cpu, baseline, memory, per_conversation, server.first_answer_s)
 
 
 def report(
     args: argparse.Namespace,
     loads: list[Load],
+    cpu: list[dict[str, float]],
     baseline: list[Load],
     memory: list[float],
     per_conversation: dict[str, float],
     first_answer_s: float,
 ) -> None:
-    rows = [summary(load) for load in loads]
+    rows = [{**summary(load), "cpu": use} for load, use in zip(loads, cpu, strict=True)]
     title = f"kefu, {args.workers} workers, NLU features {args.features}, channels {args.channels}"
     print_table(rows, title + (f", customers pause {args.think:g} s on average" if args.think else ", no pauses"))
+    print_cpu(rows)
+    failures = Counter(f"{t.channel}: {t.error}" for load in loads for t in load.turns if not t.ok)
+    if failures:
+        print("\nfailed turns: " + ", ".join(f"{reason} ({n})" for reason, n in failures.most_common()))
     print_stages(rows[-1])
     print(f"\nmemory per process (MB): {', '.join(f'{m:.0f}' for m in memory)}")
     print(

@@ -17,12 +17,14 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import websockets
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 TIMEOUT_S = 60.0
+IDLE_S = 4.0  # a connection idle for longer is not reused: uvicorn closes it after 5 s, maybe as a request goes out
 
 # Ten turns each, in both languages; no message asks for a human (a handed-off conversation stops answering).
 CONVERSATIONS: tuple[tuple[str, ...], ...] = (
@@ -84,6 +86,7 @@ class TurnRecord:
     ok: bool
     stages: tuple[tuple[str, float], ...] = ()  # the server's Server-Timing figures, when it sends them
     round_trips: int | None = None  # Redis round trips of the turn, from Server-Timing
+    error: str = ""  # why a failed turn failed
 
 
 @dataclass(slots=True)
@@ -129,13 +132,14 @@ class HttpConnection:
         self._address = (parts.hostname or "127.0.0.1", parts.port or 80)
         self._prefix = parts.path.rstrip("/")
         self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        self._used = 0.0  # when the last answer came
 
     async def post_json(self, path: str, body: object) -> tuple[int, dict[str, str], bytes]:
         """Status, headers (lower-case names) and body; OSError or EOFError when the connection fails."""
         payload = json.dumps(body, ensure_ascii=False).encode()
         host, port = self._address
         head = f"POST {self._prefix}{path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-        if self._streams is not None and self._streams[0].at_eof():  # the server closed it while idle
+        if self._streams is not None and (self._streams[0].at_eof() or time.monotonic() - self._used > IDLE_S):
             await self.close()
         if self._streams is None:
             self._streams = await asyncio.open_connection(host, port)
@@ -146,6 +150,7 @@ class HttpConnection:
         except BaseException:  # an interrupted exchange leaves the connection unusable
             await self.close()
             raise
+        self._used = time.monotonic()
         if headers.get("connection", "").lower() == "close":
             await self.close()
         return status, headers, answer
@@ -182,11 +187,13 @@ async def rest_conversation(
             async with asyncio.timeout(TIMEOUT_S):
                 said = {"sender": sender, "message": text}
                 status, headers, body = await http.post_json("/webhooks/rest/webhook", said)
-            ok = status == 200 and isinstance(json.loads(body), list)
+            answer = json.loads(body) if status == 200 else None
             stages, trips = parse_server_timing(headers.get("server-timing", ""))
-        except (OSError, EOFError, ValueError, TimeoutError):
-            ok, stages, trips = False, (), None
-        records.append(TurnRecord(channel, (time.perf_counter() - started) * 1000, ok, stages, trips))
+            error = _rest_problem(status, answer, kefu=channel != "rasa")
+            ok = not error
+        except (OSError, EOFError, ValueError, TimeoutError) as err:
+            ok, stages, trips, error = False, (), None, type(err).__name__
+        records.append(TurnRecord(channel, (time.perf_counter() - started) * 1000, ok, stages, trips, error))
     return records
 
 
@@ -202,10 +209,23 @@ async def ws_conversation(url: str, turns: Sequence[str], think: float = 0.0) ->
             started = time.perf_counter()
             message_id = f"m{n}-{uuid.uuid4().hex[:8]}"
             await socket.send(json.dumps({"type": "message", "id": message_id, "text": text}))
-            done = await _until(socket, "done")
-            ok = done.get("id") == message_id
-            records.append(TurnRecord("ws", (time.perf_counter() - started) * 1000, ok))
+            frames = await _until(socket, "done")
+            said = [m for f in frames if f.get("type") == "messages" for m in f.get("messages", ())]
+            error = "" if frames[-1].get("id") == message_id else "done for another message"
+            # a failed turn is answered with an apology that is not stored, so no bot message reaches the widget
+            error = error or ("" if any(m.get("role") == "bot" for m in said) else "no bot reply")
+            records.append(TurnRecord("ws", (time.perf_counter() - started) * 1000, not error, error=error))
     return records
+
+
+def _rest_problem(status: int, answer: object, *, kefu: bool) -> str:
+    """Why a REST answer is a failure ("" when it is not): kefu answers a failed turn with an apology that
+    carries no trace id, with status 200."""
+    if status != 200 or not isinstance(answer, list):
+        return f"HTTP {status}"
+    if kefu and not all(isinstance(m, dict) and m.get("kefu", {}).get("trace_id") for m in answer):
+        return "apology for a failed turn"
+    return ""
 
 
 async def _pause(think: float) -> None:
@@ -214,11 +234,13 @@ async def _pause(think: float) -> None:
         await asyncio.sleep(random.uniform(0, 2 * think))
 
 
-async def _until(socket: websockets.ClientConnection, kind: str) -> dict[str, object]:
+async def _until(socket: websockets.ClientConnection, kind: str) -> list[dict[str, Any]]:
+    """The frames received up to and including the first of type `kind`."""
+    frames = []
     while True:
-        frame = json.loads(await socket.recv())
-        if frame.get("type") == kind:
-            return dict(frame)
+        frames.append(json.loads(await socket.recv()))
+        if frames[-1].get("type") == kind:
+            return frames
 
 
 async def drive(
@@ -250,8 +272,8 @@ async def drive(
                     else:
                         channel = "rasa" if rasa else "rest"
                         load.turns.extend(await rest_conversation(http, turns, channel, think=think))
-                except (OSError, websockets.WebSocketException):
-                    load.turns.append(TurnRecord(kind, 0.0, False))
+                except (OSError, websockets.WebSocketException) as err:
+                    load.turns.append(TurnRecord(kind, 0.0, False, error=type(err).__name__))
         finally:
             await http.close()
 

@@ -42,7 +42,6 @@ def serve(path: Path, settings: Settings, *, host: str, port: int, workers: int 
         "ws_per_message_deflate": False,
     }
     if workers == 1:
-        one_thread_for_tensors()
         uvicorn.run(create_app(build_runtime(project, settings), settings), **options)  # type: ignore[arg-type]
         return
     embedded = None
@@ -62,21 +61,7 @@ def worker_app() -> Starlette:
     from bot.server import create_app
     from bot.wiring import build_runtime, open_project
 
-    one_thread_for_tensors()
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     project = open_project(Path(os.environ[PROJECT_ENV]), settings)
     return create_app(build_runtime(project, settings), settings)
-
-
-def one_thread_for_tensors() -> None:
-    """Run a serving process's tensor and vector-search operations on one thread each. A turn's work is tiny
-    (an NLU forward pass takes about 0.5 ms, a knowledge search 0.3 ms), so a second thread gains nothing, while
-    each OpenMP parallel region waits for a core that another worker process or turn may hold: on two busy cores
-    a knowledge search took 10 ms with two threads and 0.3 ms with one. Results stay the same to the bit for the
-    searches and to the stored 4 decimals for the NLU, and training runs on one thread too (`bot.model_files`)."""
-    import faiss
-    import torch
-
-    torch.set_num_threads(1)
-    faiss.omp_set_num_threads(1)

@@ -19,6 +19,7 @@ import numpy as np
 
 from bot.protocols import Embedder
 from bot.types import Entity, Fact, Language
+from knowledge.bm25 import search_tokens
 from knowledge.documents import DocChunk, contextual_text, load_documents
 from knowledge.faq import FaqEntry, load_faq_folder
 from knowledge.graph import KnowledgeGraph, load_graph
@@ -177,12 +178,13 @@ class KnowledgeBase:
         if room <= 0 or not (faq_ids or doc_ids):  # nothing to search: spare the embedding (~10 ms)
             return facts
         vector = np.asarray(self.embedder.embed_queries([query]), dtype=np.float32)
+        tokens = search_tokens(query)  # once for both collections: segmenting is most of a keyword search
         found: list[tuple[float, Fact]] = []
         if faq_ids:
-            hits = snapshot.faq_index.search(query, vector, room, allowed=faq_ids.__contains__)
+            hits = snapshot.faq_index.search(query, vector, room, allowed=faq_ids.__contains__, tokens=tokens)
             found += [(h.score, self._faq_fact(snapshot.faq[h.owner], h, rank == 0)) for rank, h in enumerate(hits)]
         if doc_ids:
-            hits = snapshot.doc_index.search(query, vector, room, allowed=doc_ids.__contains__)
+            hits = snapshot.doc_index.search(query, vector, room, allowed=doc_ids.__contains__, tokens=tokens)
             found += [(hit.score, _doc_fact(snapshot.chunks[hit.owner], hit)) for hit in hits]
         found.sort(key=lambda pair: (not pair[1].exact, -pair[0]))
         return [*facts, *(fact for _, fact in found[:room])]

@@ -123,14 +123,23 @@ class Bm25Index:
         self._compact_if_sparse()
         return len(slots)
 
-    def search(self, query: str, k: int, *, allowed: Callable[[str], bool] | None = None) -> list[tuple[str, float]]:
+    def search(
+        self,
+        query: str,
+        k: int,
+        *,
+        allowed: Callable[[str], bool] | None = None,
+        tokens: Sequence[str] | None = None,
+    ) -> list[tuple[str, float]]:
         """The `k` best documents as (id, BM25 score), best first; only those sharing a term with `query`.
 
-        With `allowed`, only ids it accepts are returned. Equal scores keep insertion order.
+        With `allowed`, only ids it accepts are returned. Equal scores keep insertion order. `tokens` are the
+        query's `search_tokens` when the caller has them already (one query, several indexes).
         """
         if k <= 0 or not self._slot:
             return []
-        terms = [term for term in dict.fromkeys(search_tokens(query)) if term in self._postings]
+        tokens = search_tokens(query) if tokens is None else tokens
+        terms = [term for term in dict.fromkeys(tokens) if term in self._postings]
         if not terms:
             return []
         scores = np.zeros(len(self._ids))

@@ -104,14 +104,22 @@ class HybridIndex:
         return SyncReport(added=len(fresh), removed=len(stale), kept=len(self._units) - len(fresh))
 
     def search(
-        self, query: str, vector: np.ndarray, k: int, *, allowed: Callable[[str], bool] | None = None
+        self,
+        query: str,
+        vector: np.ndarray,
+        k: int,
+        *,
+        allowed: Callable[[str], bool] | None = None,
+        tokens: Sequence[str] | None = None,
     ) -> list[Hit]:
-        """The `k` best owners by reciprocal rank fusion of the dense and the keyword ranking."""
+        """The `k` best owners by reciprocal rank fusion of the dense and the keyword ranking (`tokens`: the
+        query's `search_tokens`, when the caller has them)."""
         if k <= 0 or not self._units:
             return []
         accept = None if allowed is None else (lambda key: allowed(self._units[key][0]))
         dense = _best_per_owner(self.vectors.search(vector, k * _FETCH, allowed=accept), self.owner_of)
-        sparse = _best_per_owner(self.keywords.search(query, k * _FETCH, allowed=accept), self.owner_of)
+        keywords = self.keywords.search(query, k * _FETCH, allowed=accept, tokens=tokens)
+        sparse = _best_per_owner(keywords, self.owner_of)
         fused = reciprocal_rank_fusion([list(dense), list(sparse)])
         return [Hit(owner, score, dense.get(owner, 0.0), sparse.get(owner, 0.0)) for owner, score in fused[:k]]
 

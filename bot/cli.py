@@ -1,4 +1,4 @@
-"""The `kefu` command: init, train [nlu|core|knowledge|reward|generator], index, chat, run,
+"""The `kefu` command: init, train [nlu|core|knowledge|harm|reward|generator], index, chat, run,
 test [stories|nlu|knowledge|generation|safety|recommend], export [sft|preferences], serve generator, archive, analytics,
 operators."""
 
@@ -142,17 +142,20 @@ def _parser() -> argparse.ArgumentParser:
 
 # `kefu train` and `kefu test` take an optional first word; a first word that is none of these is the project.
 _WORDS = {
-    "train": ("nlu", "core", "knowledge", "reward", "generator", "safety"),
+    "train": ("nlu", "core", "knowledge", "harm", "reward", "generator", "safety"),
     "test": ("nlu", "stories", "knowledge", "generation", "safety", "recommend"),
     "export": ("sft", "preferences"),
     "serve": ("generator",),
 }
 _DEFAULT_WORD = {"train": "all", "test": "stories", "export": "sft", "serve": "generator"}
 _TRAIN_USAGE = """\
-  kefu train [PROJECT]            train the NLU and the dialogue policy, build the knowledge index
+  kefu train [PROJECT]            train the NLU and the dialogue policy, build the knowledge index,
+                                  train the harmful-request classifier (unless safety.harm_model is off)
   kefu train nlu [PROJECT]        train the NLU only
   kefu train core [PROJECT]       train the ML dialogue policy only (from stories and rules)
   kefu train knowledge [PROJECT]  build the knowledge index only
+  kefu train harm [PROJECT]       train the harmful-request classifier only (kefu's examples, the
+                                  project's harm_examples.csv, its NLU examples as harmless ones)
   kefu train reward [PROJECT] [--file F]
                                   train the reward model that reranks generated answers, from
                                   `kefu export preferences` (or F)
@@ -238,7 +241,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         from bot.safety_cli import run_train_safety
 
         return run_train_safety(path, settings, data=args.file, force=args.force, limit=args.limit)
-    parts = ("nlu", "core", "knowledge") if what is None else (what,)
+    parts = ("nlu", "core", "knowledge", "harm") if what is None else (what,)
     project = open_project(path, settings)
     summary = train(project, force=args.force, progress=True, parts=parts)
     done = []
@@ -260,7 +263,14 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         )
     if "knowledge" in parts:
         done.append("knowledge index ready")
-    message = "; ".join(done)
+    safety = project.config.safety
+    if "harm" in parts and safety.harm and safety.harm_model != "off":
+        done.append(
+            f"trained the harmful-request classifier into {project.harm_model_dir}"
+            if summary.harm
+            else "harmful-request classifier is up to date"
+        )
+    message = "; ".join(done) or "nothing to train"
     print(message[0].upper() + message[1:] + ".")
     return 0
 

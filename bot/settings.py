@@ -256,6 +256,13 @@ class SafetyConfig(_Section):
     lexicons: list[str] = Field(default_factory=list, description="Extra lexicon files, relative to the project")
     injection: bool = Field(True, description="Refuse prompt injection and jailbreak attempts")
     harm: bool = Field(True, description="Refuse requests for harmful help (violence, fraud, others' data, ...)")
+    harm_model: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="The learned harmful-request classifier beside the rules, trained by `kefu train` (unless off) "
+        "from kefu's examples, the project's harm_examples.csv and its NLU examples; auto: used when trained, "
+        "on: a missing model is an error",
+    )
+    harm_model_threshold: float | None = Field(None, gt=0, lt=1, description="Default: the model's own (0.4)")
     pii_leak: bool = Field(True, description="Block replies with personal data that is not the customer's own")
     prompt_leak: bool = Field(True, description="Block replies that reveal the generator's instructions")
     toxicity: Literal["auto", "on", "off"] = Field(
@@ -272,6 +279,12 @@ class SafetyConfig(_Section):
     )
     abuse: AbuseConfig = AbuseConfig()
     audit: bool = Field(True, description="Append non-trivial verdicts to PROJECT/.kefu/audit/")
+
+    @field_validator("toxicity", "harm_model", mode="before")
+    @classmethod
+    def _yaml_switch(cls, value: object) -> object:
+        # YAML 1.1 reads a bare on/off as a boolean
+        return {True: "on", False: "off"}.get(value, value) if isinstance(value, bool) else value
 
 
 class SlotValidation(_Section):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from bot.sessions.redis_store import RedisSessionStore, StoreOptions
 from bot.settings import DialogueConfig, FormConfig, ProjectConfig, Settings, load_project_config
 from bot.turn import TurnParts
 from bot.types import NluData
-from bot.wiring_safety import SafetyPaths, SafetyStage, register_instructions, safety_stage
+from bot.wiring_safety import SafetyPaths, SafetyStage, register_instructions, safety_stage, train_harm_model
 from knowledge.base import KnowledgeBase, KnowledgeOptions
 from policies.clarify import ClarifyPolicy
 from policies.ensemble import PolicyEnsemble
@@ -107,6 +108,10 @@ class Project:
         return self.data_dir / "models" / "safety"
 
     @property
+    def harm_model_dir(self) -> Path:
+        return self.data_dir / "models" / "harm"
+
+    @property
     def fallback_threshold(self) -> float:
         configured = self.config.nlu.fallback_threshold
         return configured if configured is not None else (self.files.fallback_threshold or 0.3)
@@ -128,6 +133,7 @@ class TrainSummary:
 
     nlu: TrainReport | None = None
     core: CoreTrainReport | None = None
+    harm: bool = False  # the harm model was trained
 
 
 def train(
@@ -135,10 +141,10 @@ def train(
     *,
     force: bool = False,
     progress: bool = True,
-    parts: Collection[str] = ("nlu", "core", "knowledge"),
+    parts: Collection[str] = ("nlu", "core", "knowledge", "harm"),
 ) -> TrainSummary:
-    """Train the `parts` that changed: "nlu" (the NLU model), "core" (the ML dialogue policy) and
-    "knowledge" (the retrieval index)."""
+    """Train the `parts` that changed: "nlu" (the NLU model), "core" (the ML dialogue policy), "knowledge"
+    (the retrieval index) and "harm" (the harmful-request classifier)."""
     nlu = project.config.nlu
     e5 = E5Embedder()
     embedder = nlu_embedder(project, e5, distill="nlu" in parts and nlu.backend == "kefu", progress=progress)
@@ -159,7 +165,20 @@ def train(
         core_report = _train_core(project, force=force, progress=progress)
     if "knowledge" in parts:
         knowledge_base(project, e5).reload(progress=progress)
-    return TrainSummary(nlu_report, core_report)
+    harm = "harm" in parts and train_harm_model(
+        project.config.safety,
+        project.root,
+        project.harm_model_dir,
+        [example.text for example in project.files.nlu.examples],
+        embedder=embedder if nlu.dense_features else None,
+        force=force,
+        progress=_say if progress else None,
+    )
+    return TrainSummary(nlu_report, core_report, harm)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr)
 
 
 def _train_core(project: Project, *, force: bool, progress: bool) -> CoreTrainReport | None:
@@ -307,12 +326,13 @@ def build_parts(project: Project, settings: Settings) -> WiredParts:
     """The stages of a turn, without the session store (`kefu test safety` runs turns without Redis)."""
     config = project.config
     embedder = E5Embedder()
-    nlu = project_nlu(project, embedder=nlu_embedder(project, embedder), settings=settings)
+    dense = nlu_embedder(project, embedder)
+    nlu = project_nlu(project, embedder=dense, settings=settings)
     retriever = knowledge_base(project, embedder)
     generator = generator_for(project, settings)
     domain = project.files.domain
     renderer = ResponseRenderer(domain)
-    safety = _safety(project, retriever, embedder)
+    safety = _safety(project, retriever, embedder, dense)
     if generator is not None:
         prompts = generator.prompts
         register_instructions(safety, lambda: [prompts.instructions(lang) for lang in config.generator.languages])
@@ -463,13 +483,15 @@ def dialogue_policies(project: Project, core_dir: Path | None = None) -> PolicyE
     return PolicyEnsemble(policies)
 
 
-def _safety(project: Project, retriever: KnowledgeBase, embedder: Embedder) -> SafetyStage:
+def _safety(project: Project, retriever: KnowledgeBase, embedder: Embedder, dense: Embedder | None) -> SafetyStage:
     def products(text: str) -> frozenset[str]:
         return frozenset(e.entity_id for e in retriever.graph.link(text) if e.type == "product")
 
-    paths = SafetyPaths(project.root, project.toxicity_dir, project.data_dir / "audit")
+    paths = SafetyPaths(project.root, project.toxicity_dir, project.data_dir / "audit", project.harm_model_dir)
     flags = bool(project.config.dialogue.handoff.categories)
-    return safety_stage(project.config.safety, paths, embedder=embedder, names=products, flags=flags)
+    return safety_stage(
+        project.config.safety, paths, embedder=embedder, harm_embedder=dense, names=products, flags=flags
+    )
 
 
 def session_store(project: Project, settings: Settings) -> tuple[RedisSessionStore, EmbeddedRedis | None]:

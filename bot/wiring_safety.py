@@ -17,6 +17,8 @@ from safety.compliance import ComplianceCheck, industry_pack, load_rules
 from safety.flags import FlagCheck
 from safety.grounding import GroundingCheck
 from safety.harm import HarmfulRequestCheck
+from safety.harm_model import HarmModelCheck, harm_model_exists
+from safety.harm_train import train_if_stale, training_examples
 from safety.injection import InjectionCheck
 from safety.leakage import PromptLeakCheck
 from safety.lexicon import LexiconCheck
@@ -24,8 +26,10 @@ from safety.pii import PiiMasker
 from safety.pipeline import SafetyPipeline
 from safety.privacy import PiiLeakCheck
 from safety.toxicity import ToxicityCheck, toxicity_model_exists
+from safety.toxicity_train import Progress
 
 COMPLIANCE_FILE = "compliance.yml"
+HARM_EXAMPLES_FILE = "harm_examples.csv"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class SafetyPaths:
     root: Path  # the project
     toxicity_dir: Path
     audit_dir: Path
+    harm_model_dir: Path | None = None
 
 
 def safety_stage(
@@ -54,11 +59,13 @@ def safety_stage(
     paths: SafetyPaths,
     *,
     embedder: Embedder | None = None,
+    harm_embedder: Embedder | None = None,
     names: Names | None = None,
     flags: bool = True,
 ) -> SafetyStage:
     """The checks `config` turns on, in order: masking first, so every later check (and every log) sees
-    masked text; on output, leaks of someone else's data before the customer's own is masked."""
+    masked text; on output, leaks of someone else's data before the customer's own is masked.
+    `harm_embedder` is the harm model's (the NLU's, whose embedding of the same text a turn needs anyway)."""
     shared: list[SafetyCheck] = []
     if config.lexicon:
         shared.append(LexiconCheck.default([paths.root / p for p in config.lexicons]))
@@ -67,7 +74,8 @@ def safety_stage(
     leak = PromptLeakCheck(()) if config.prompt_leak else None
     masker: list[SafetyCheck] = [PiiMasker()] if config.pii else []
     inputs: list[SafetyCheck] = [*masker, *([InjectionCheck()] if config.injection else [])]
-    inputs += [*([HarmfulRequestCheck()] if config.harm else []), *compliance, *shared]
+    inputs += [*([HarmfulRequestCheck()] if config.harm else []), *_harm_model(config, paths, harm_embedder)]
+    inputs += [*compliance, *shared]
     inputs += [*toxicity, *([FlagCheck.default()] if flags else [])]
     outputs: list[SafetyCheck] = [*([PiiLeakCheck()] if config.pii_leak else []), *masker, *compliance, *shared]
     outputs += [*toxicity, *([leak] if leak is not None else [])]
@@ -96,6 +104,35 @@ def _toxicity(config: SafetyConfig, directory: Path, embedder: Embedder | None) 
             "run `kefu train safety PROJECT` (it needs the COLD data set) or set safety.toxicity: auto"
         )
     return [ToxicityCheck(directory, embedder=embedder, threshold=config.toxicity_threshold)]
+
+
+def _harm_model(config: SafetyConfig, paths: SafetyPaths, embedder: Embedder | None) -> list[SafetyCheck]:
+    directory = paths.harm_model_dir
+    if not config.harm or config.harm_model == "off" or directory is None:
+        return []
+    if not harm_model_exists(directory):
+        if config.harm_model == "on":
+            raise ConfigError(f"safety.harm_model is 'on' but no model is trained in {directory}; run `kefu train`")
+        return []
+    return [HarmModelCheck(directory, embedder=embedder, threshold=config.harm_model_threshold)]
+
+
+def train_harm_model(
+    config: SafetyConfig,
+    root: Path,
+    out_dir: Path,
+    harmless: Sequence[str],
+    *,
+    embedder: Embedder | None,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> bool:
+    """Train the harm model when `config` uses it and its data or settings changed: kefu's examples, the
+    project's harm_examples.csv and `harmless` (the NLU's examples). True when it trained."""
+    if not config.harm or config.harm_model == "off":
+        return False
+    examples = training_examples(root / HARM_EXAMPLES_FILE, harmless)
+    return train_if_stale(examples, out_dir, embedder=embedder, force=force, progress=progress) is not None
 
 
 def _compliance(config: SafetyConfig, root: Path) -> list[SafetyCheck]:

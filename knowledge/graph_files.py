@@ -24,6 +24,7 @@ DEFAULT_TEMPLATES: Mapping[Language, str] = {
     "zh": "{subject}的{relation}是{object}。",
     "en": "The {relation} of {subject} is {object}.",
 }
+QUESTION_FIELDS = frozenset({"subject", "relation"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,8 @@ class KgEntity:
 
 @dataclass(frozen=True, slots=True)
 class KgRelation:
-    """An attribute or link (price, colors, compatible_with), how users ask for it, and how to say it."""
+    """An attribute or link (price, colors, compatible_with), how users ask for it, how to say it, and how a
+    recommended question asks for it."""
 
     id: str
     name_zh: str
@@ -58,6 +60,8 @@ class KgRelation:
     keywords_en: tuple[str, ...] = ()
     template_zh: str = ""
     template_en: str = ""
+    question_zh: str = ""
+    question_en: str = ""
 
     def name(self, language: Language) -> str:
         preferred, other = (self.name_zh, self.name_en) if language == "zh" else (self.name_en, self.name_zh)
@@ -72,6 +76,11 @@ class KgRelation:
     def template(self, language: Language) -> str:
         """A str.format template with {subject}, {object} and {relation}."""
         return (self.template_zh if language == "zh" else self.template_en) or DEFAULT_TEMPLATES[language]
+
+    def question(self, language: Language) -> str:
+        """How a customer asks for the relation: a str.format template with {subject} (and maybe {relation});
+        "" when the relation declares none (the recommender then asks generically)."""
+        return self.question_zh if language == "zh" else self.question_en
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,12 +211,24 @@ def read_entities(path: Path, builder: GraphBuilder) -> None:
         builder.add_entity(entity, Where(str(path), row.line))
 
 
+# a relation's optional fields, in relations.csv and graph.json alike
+RELATION_FIELDS = (
+    "name_zh",
+    "name_en",
+    "keywords_zh",
+    "keywords_en",
+    "template_zh",
+    "template_en",
+    "question_zh",
+    "question_en",
+)
+
+
 def read_relations(path: Path, builder: GraphBuilder) -> None:
     """Add the relations of `relations.csv` to `builder`; a missing file has none."""
     if not path.is_file():
         return
-    optional = ("name_zh", "name_en", "keywords_zh", "keywords_en", "template_zh", "template_en")
-    for row in read_table(path, required=("id",), optional=optional, problems=builder.problems):
+    for row in read_table(path, required=("id",), optional=RELATION_FIELDS, problems=builder.problems):
         where = Where(str(path), row.line)
         try:
             relation = KgRelation(
@@ -218,6 +239,8 @@ def read_relations(path: Path, builder: GraphBuilder) -> None:
                 keywords_en=split_list(row.get("keywords_en")),
                 template_zh=check_template(row.get("template_zh"), "template_zh", where),
                 template_en=check_template(row.get("template_en"), "template_en", where),
+                question_zh=check_question(row.get("question_zh"), "question_zh", where),
+                question_en=check_question(row.get("question_en"), "question_en", where),
             )
         except ProjectError as err:
             builder.report(err)
@@ -240,17 +263,38 @@ def read_triples(path: Path, builder: GraphBuilder) -> None:
 
 def check_template(template: str, label: str, where: Where) -> str:
     """`template` when it is a valid str.format template using only {subject}, {object} and {relation}."""
-    try:
-        fields = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
-    except ValueError as err:
-        raise where.error(f"{label} is not a valid template ({err}); write braces as {{{{ and }}}}") from err
-    unknown = fields - TEMPLATE_FIELDS
+    unknown = _fields(template, label, where) - TEMPLATE_FIELDS
     if unknown:
         placeholders = ", ".join(sorted(unknown))
         raise where.error(
             f"{label} uses unknown placeholder(s) {placeholders}; use {{subject}}, {{object}} or {{relation}}"
         )
     return template
+
+
+def check_question(template: str, label: str, where: Where) -> str:
+    """`template` (empty, or a question naming {subject}, and maybe {relation}) when it is valid."""
+    if not template:
+        return template
+    fields = _fields(template, label, where)
+    unknown = fields - QUESTION_FIELDS
+    if unknown:
+        placeholders = ", ".join(sorted(unknown))
+        raise where.error(f"{label} uses unknown placeholder(s) {placeholders}; use {{subject}} or {{relation}}")
+    if "subject" not in fields:
+        raise where.error(
+            f"{label} does not name the subject; write {{subject}} where its name goes, "
+            'e.g. "What is the warranty of the {subject}?"'
+        )
+    return template
+
+
+def _fields(template: str, label: str, where: Where) -> set[str]:
+    """The placeholder names of a str.format template."""
+    try:
+        return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as err:
+        raise where.error(f"{label} is not a valid template ({err}); write braces as {{{{ and }}}}") from err
 
 
 def _entity(row: Row, path: Path) -> KgEntity:

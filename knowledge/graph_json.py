@@ -10,7 +10,8 @@ The file is one object with three optional lists::
       "relations": [
         {"id": "annual_fee", "name_zh": "年费", "name_en": "annual fee",
          "keywords_zh": ["年费", "年费多少"], "keywords_en": ["annual fee", "yearly fee"],
-         "template_zh": "{subject}的年费是 ¥{object}。", "template_en": "The {subject} has an annual fee of ¥{object}."}
+         "template_zh": "{subject}的年费是 ¥{object}。", "template_en": "The {subject} has an annual fee of ¥{object}.",
+         "question_zh": "{subject}的年费是多少？", "question_en": "What is the annual fee of the {subject}?"}
       ],
       "triples": [
         ["card_platinum", "upgrade_to", "card_diamond"],
@@ -34,13 +35,22 @@ from typing import Any
 
 from bot.errors import ProjectError
 from knowledge.encoding import read_text_file
-from knowledge.graph_files import GraphBuilder, KgEntity, KgRelation, Triple, Where, check_template
+from knowledge.graph_files import (
+    RELATION_FIELDS,
+    GraphBuilder,
+    KgEntity,
+    KgRelation,
+    Triple,
+    Where,
+    check_question,
+    check_template,
+)
 from knowledge.tables import split_list
 
 GRAPH_JSON_FILE = "graph.json"
 
 _ENTITY_KEYS = ("id", "type", "name_zh", "name_en", "aliases", "attributes")
-_RELATION_KEYS = ("id", "name_zh", "name_en", "keywords_zh", "keywords_en", "template_zh", "template_en")
+_RELATION_KEYS = ("id", *RELATION_FIELDS)
 _TRIPLE_KEYS = ("subject", "relation", "object")
 _SECTIONS = ("entities", "relations", "triples")
 
@@ -157,6 +167,8 @@ def _relation(item: Any, pointer: str, at: Where) -> KgRelation:
         keywords_en=_texts(fields, "keywords_en", pointer, at),
         template_zh=check_template(_text(fields, "template_zh", pointer, at), f"{pointer}.template_zh", at),
         template_en=check_template(_text(fields, "template_en", pointer, at), f"{pointer}.template_en", at),
+        question_zh=check_question(_text(fields, "question_zh", pointer, at), f"{pointer}.question_zh", at),
+        question_en=check_question(_text(fields, "question_en", pointer, at), f"{pointer}.question_en", at),
     )
 
 

@@ -16,9 +16,7 @@ without the meta file is never trusted.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
@@ -34,6 +32,7 @@ from bot.events import Session
 from bot.protocols import Embedder
 from bot.types import Fact, SafetyVerdict, Stage
 from safety.aho_corasick import fold
+from safety.saved_model import LazyModel, model_files_exist, read_model_meta, save_model_files
 
 META_FILE = "toxicity.json"
 WEIGHTS_FILE = "toxicity.npz"
@@ -198,11 +197,6 @@ class ToxicityModel:
 
     def save(self, directory: Path) -> None:
         """Write the weights, then the meta file, each replaced atomically (a crash keeps the old model)."""
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / f".{WEIGHTS_FILE}.tmp"
-        with tmp.open("wb") as handle:
-            np.savez_compressed(handle, allow_pickle=False, **self.weights)
-        tmp.replace(directory / WEIGHTS_FILE)
         meta = {
             "format": FORMAT,
             "config": self.config.to_json(),
@@ -211,9 +205,7 @@ class ToxicityModel:
             "data_hash": self.data_hash,
             "metrics": self.metrics,
         }
-        tmp = directory / f".{META_FILE}.tmp"
-        tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(directory / META_FILE)
+        save_model_files(directory, WEIGHTS_FILE, self.weights, META_FILE, meta)
 
     @classmethod
     def load(cls, directory: Path, *, embedder: Embedder | None = None) -> ToxicityModel:
@@ -263,25 +255,12 @@ def _sigmoid(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 def read_meta(directory: Path) -> dict[str, Any]:
     """The meta file of the model in `directory`; ModelNotTrainedError or ProjectError when it is unusable."""
-    path = directory / META_FILE
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise ModelNotTrainedError(f"no toxicity model in {directory} (no {META_FILE}); {TRAIN_HINT}") from err
-    except (OSError, ValueError) as err:
-        raise ProjectError(f"unreadable toxicity meta file ({err}); {TRAIN_HINT}", path=str(path)) from err
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise ProjectError(f"not a toxicity model of format {FORMAT}; {TRAIN_HINT}", path=str(path))
-    return meta
+    return read_model_meta(directory, META_FILE, kind="toxicity", fmt=FORMAT, hint=TRAIN_HINT)
 
 
 def toxicity_model_exists(directory: Path) -> bool:
     """Whether `directory` holds a saved model (both files, and a meta file of this format)."""
-    try:
-        read_meta(directory)
-    except (ModelNotTrainedError, ProjectError):
-        return False
-    return (directory / WEIGHTS_FILE).is_file()
+    return model_files_exist(directory, WEIGHTS_FILE, META_FILE, kind="toxicity", fmt=FORMAT)
 
 
 class ToxicityCheck:
@@ -307,16 +286,11 @@ class ToxicityCheck:
         self.embedder = embedder
         self.stages = tuple(stages)
         self._threshold = threshold
-        self._model: ToxicityModel | None = None
-        self._lock = threading.Lock()
+        self._model = LazyModel(lambda: ToxicityModel.load(self.directory, embedder=self.embedder))
 
     @property
     def model(self) -> ToxicityModel:
-        if self._model is None:
-            with self._lock:
-                if self._model is None:
-                    self._model = ToxicityModel.load(self.directory, embedder=self.embedder)
-        return self._model
+        return self._model.get()
 
     @property
     def threshold(self) -> float:

@@ -34,6 +34,7 @@ from torch import nn
 from tqdm import tqdm
 
 from bot.errors import ProjectError
+from bot.model_files import seeded
 from bot.protocols import Embedder
 from safety.toxicity import (
     ToxicityConfig,
@@ -263,47 +264,41 @@ def _fit(
     epochs: int,
     progress: Progress | None,
 ) -> _Net:
-    threads = torch.get_num_threads()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        torch.set_num_threads(1)  # a fixed reduction order: bit-for-bit the same weights for a seed
-        try:
-            net = _Net(config)
-            target = torch.tensor(labels, dtype=torch.float32)
-            weight = torch.ones(len(labels)) if weights is None else torch.tensor(weights, dtype=torch.float32)
-            weight = weight * len(labels) / weight.sum()
-            groups = [
-                {"params": [net.sparse.weight], "weight_decay": SPARSE_DECAY},
-                {"params": [net.bias], "weight_decay": 0.0},
-            ]
-            if net.dense is not None:
-                groups.append({"params": list(net.dense.parameters()), "weight_decay": DENSE_DECAY})
-            optimizer = torch.optim.AdamW(groups, lr=LEARNING_RATE)
-            steps = max(1, epochs * math.ceil(len(labels) / BATCH_SIZE))
-            schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LEARNING_RATE, total_steps=steps)
-            order = torch.Generator().manual_seed(seed)
-            bce = nn.functional.binary_cross_entropy_with_logits
-            net.train()
-            for epoch in _steps(range(epochs), epochs, "training", progress):
-                total = 0.0
-                for chunk in torch.split(torch.randperm(len(labels), generator=order), BATCH_SIZE):
-                    rows = chunk.tolist()
-                    indices, offsets, values = sparse.batch(rows)
-                    logits, alone = net(indices, offsets, values, None if dense is None else dense[chunk])
-                    loss = bce(logits, target[chunk], weight=weight[chunk])
-                    if alone is not None and DENSE_AUX > 0:  # the embedding must also judge on its own
-                        loss = loss + DENSE_AUX * bce(alone, target[chunk], weight=weight[chunk])
-                    optimizer.zero_grad()
-                    loss.backward()  # type: ignore[no-untyped-call]
-                    optimizer.step()
-                    schedule.step()
-                    total += loss.item() * len(rows)
-                if progress is not None and not sys.stderr.isatty():
-                    progress(f"epoch {epoch + 1}/{epochs}: loss {total / len(labels):.4f}")
-            net.eval()
-            return net
-        finally:
-            torch.set_num_threads(threads)
+    with seeded(seed):  # one thread: bit-for-bit the same weights for a seed
+        net = _Net(config)
+        target = torch.tensor(labels, dtype=torch.float32)
+        weight = torch.ones(len(labels)) if weights is None else torch.tensor(weights, dtype=torch.float32)
+        weight = weight * len(labels) / weight.sum()
+        groups = [
+            {"params": [net.sparse.weight], "weight_decay": SPARSE_DECAY},
+            {"params": [net.bias], "weight_decay": 0.0},
+        ]
+        if net.dense is not None:
+            groups.append({"params": list(net.dense.parameters()), "weight_decay": DENSE_DECAY})
+        optimizer = torch.optim.AdamW(groups, lr=LEARNING_RATE)
+        steps = max(1, epochs * math.ceil(len(labels) / BATCH_SIZE))
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, LEARNING_RATE, total_steps=steps)
+        order = torch.Generator().manual_seed(seed)
+        bce = nn.functional.binary_cross_entropy_with_logits
+        net.train()
+        for epoch in _steps(range(epochs), epochs, "training", progress):
+            total = 0.0
+            for chunk in torch.split(torch.randperm(len(labels), generator=order), BATCH_SIZE):
+                rows = chunk.tolist()
+                indices, offsets, values = sparse.batch(rows)
+                logits, alone = net(indices, offsets, values, None if dense is None else dense[chunk])
+                loss = bce(logits, target[chunk], weight=weight[chunk])
+                if alone is not None and DENSE_AUX > 0:  # the embedding must also judge on its own
+                    loss = loss + DENSE_AUX * bce(alone, target[chunk], weight=weight[chunk])
+                optimizer.zero_grad()
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                schedule.step()
+                total += loss.item() * len(rows)
+            if progress is not None and not sys.stderr.isatty():
+                progress(f"epoch {epoch + 1}/{epochs}: loss {total / len(labels):.4f}")
+        net.eval()
+        return net
 
 
 def _probabilities(model: ToxicityModel, texts: Sequence[str], progress: Progress | None) -> npt.NDArray[np.float64]:

@@ -13,6 +13,7 @@ from bot.channels.origins import AllowedOrigins
 from bot.channels.rest import RestChannel
 from bot.channels.web import WebChannel
 from bot.channels.wechat import wechat_channel_from_env
+from bot.channels.wechat_menus import RedisMenus
 from bot.channels.wecom import wecom_channel_from_env
 from bot.runtime import Bot
 
@@ -30,7 +31,8 @@ def channels_from_env(
         WebChannel(bot, notifier, origins),
         ApiV1Channel(bot, ApiKeys.from_env()),
     ]
-    for optional in (wechat_channel_from_env(), wecom_channel_from_env()):
+    menus = RedisMenus(bot.store.client)  # a number may reach another process than the one that showed the menu
+    for optional in (wechat_channel_from_env(menus=menus), wecom_channel_from_env(menus=menus)):
         if optional is not None:
             log.info("channel %s is on", optional.name)
             found.append(optional)

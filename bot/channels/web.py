@@ -2,10 +2,12 @@
 `/widget/kefu-widget.js` and a demo page at `/`.
 
 The protocol (JSON text frames) is built so that a reconnecting widget loses and repeats nothing:
-- client `hello {conversation_id?, after, lang?}`: the server answers `welcome {conversation_id, hot?}` (a new
-  random id when none or an invalid one was given; `hot`, the hot questions in `lang` (zh or en) as
-  `[{title, payload}]`, while the conversation has no user message) and `messages` with everything said after
-  position `after`. A bot entry's recommended questions come as `quick_replies`, in the shape of `buttons`;
+- client `hello {conversation_id?, after, lang?}`: the server answers `welcome {conversation_id, hot?,
+  hot_by_lang?}` (a new random id when none or an invalid one was given; while the conversation has no user
+  message, `hot`, the hot questions in `lang` (zh or en) as `[{title, payload}]`, and `hot_by_lang`, those of
+  both languages as `{zh: [...], en: [...]}`) and `messages` with everything said after position `after`. A
+  bot entry's recommended questions come as `quick_replies`, in the shape of `buttons`. A `messages` frame
+  carries `lang` (zh or en), the language the bot now answers in, once a message of the customer set it;
 - client `message {id, text}`: `ack {id}`, `typing {on}`, `partial {reply_id, text}` while a generated reply
   streams, then `messages` (the stored transcript since the last one sent, the user's message included) and
   `done {id}`. A message id the bot already saw (a resend after a reconnect) is answered only with the
@@ -26,6 +28,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -40,9 +43,9 @@ from bot.channels.origins import AllowedOrigins
 from bot.channels.rest import strict_json
 from bot.channels.transcript import transcript
 from bot.errors import BadRequestError, KefuError, RateLimitedError
-from bot.events import FeedbackGiven, UserUttered
+from bot.events import Event, FeedbackGiven, SlotSet, UserUttered
 from bot.runtime import Bot
-from bot.types import Language, Message
+from bot.types import LANGUAGE_SLOT, Language, Message
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +170,10 @@ class _Connection:
         after = frame.get("after")
         self._seen = after if known and isinstance(after, int) and not isinstance(after, bool) else -1
         welcome: dict[str, Any] = {"type": "welcome", "conversation_id": self._conversation}
-        hot = await self._hot(frame.get("lang"), known)
-        if hot:
-            welcome["hot"] = hot
+        hot = await self._hot(known)
+        if any(hot.values()):
+            # both languages, so the widget's chips can follow the customer into the other one
+            welcome.update(hot=hot["en" if frame.get("lang") == "en" else "zh"], hot_by_lang=hot)
         await self._send(welcome)
         await self._sync()
         if self._notifier is not None:
@@ -177,15 +181,19 @@ class _Connection:
                 self._follower.cancel()
             self._follower = asyncio.create_task(self._follow(self._conversation))
 
-    async def _hot(self, lang: Any, known: bool) -> list[dict[str, str]]:
-        """The hot questions (猜你想问) to show under the greeting: none once the customer has said something."""
+    async def _hot(self, known: bool) -> dict[Language, list[dict[str, str]]]:
+        """The hot questions (猜你想问) to show under the greeting, by language: none once the customer has said
+        something."""
         recommend = self._bot.parts.recommend
         if recommend is None:
-            return []
+            return {}
         if known and any(isinstance(e, UserUttered) for e in await self._bot.store.history(self._conversation)):
-            return []
-        language: Language = "en" if lang == "en" else "zh"
-        return [{"title": q.text, "payload": q.text} for q in recommend.recommender.hot(language)]  # cheap once warm
+            return {}
+        languages: tuple[Language, ...] = ("zh", "en")
+        return {  # cheap once warm
+            language: [{"title": q.text, "payload": q.text} for q in recommend.recommender.hot(language)]
+            for language in languages
+        }
 
     async def _message(self, frame: dict[str, Any]) -> None:
         message_id, text = frame.get("id"), frame.get("text")
@@ -247,10 +255,15 @@ class _Connection:
 
     async def _sync(self) -> None:
         async with self._sending:
-            said = transcript(await self._bot.store.history(self._conversation), after=self._seen)
+            events = await self._bot.store.history(self._conversation)
+            said = transcript(events, after=self._seen)
             if said:
                 self._seen = said[-1]["seq"]
-            await self._ws.send_text(json.dumps({"type": "messages", "messages": said}, ensure_ascii=False))
+            frame: dict[str, Any] = {"type": "messages", "messages": said}
+            language = _language(events)
+            if language is not None:
+                frame["lang"] = language
+            await self._ws.send_text(json.dumps(frame, ensure_ascii=False))
 
     async def _send(self, frame: dict[str, Any]) -> None:
         async with self._sending:
@@ -258,3 +271,9 @@ class _Connection:
 
     async def _error(self, text: str) -> None:
         await self._send({"type": "error", "error": text})
+
+
+def _language(events: Sequence[Event]) -> Language | None:
+    """The language the bot answers in: the `language` slot that the customer's messages set, if any yet."""
+    slot = next((e.value for e in reversed(events) if isinstance(e, SlotSet) and e.name == LANGUAGE_SLOT), None)
+    return "zh" if slot == "zh" else "en" if slot == "en" else None

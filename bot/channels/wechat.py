@@ -37,6 +37,7 @@ from bot.channels.wechat_callback import (
     seal,
 )
 from bot.channels.wechat_crypto import MessageCipher, SignatureError, signature_matches
+from bot.channels.wechat_menus import Menus
 from bot.channels.wechat_replies import Outgoing
 from bot.channels.wechat_xml import parse_xml
 from bot.errors import BadRequestError, ConfigError
@@ -68,8 +69,12 @@ class WeChatChannel:
 
     name = "wechat"
 
-    def __init__(self, settings: WeChatSettings, http: httpx.AsyncClient | None = None) -> None:
-        """`http` reaches the WeChat API (a client of your own, or one made here when late replies are on)."""
+    def __init__(
+        self, settings: WeChatSettings, http: httpx.AsyncClient | None = None, *, menus: Menus | None = None
+    ) -> None:
+        """`http` reaches the WeChat API (a client of your own, or one made here when late replies are on);
+        `menus` keeps each follower's last numbered menu (`RedisMenus`, so that every process reads it; in this
+        process's memory when None)."""
         if settings.token is None or not settings.token.get_secret_value():
             raise ConfigError("KEFU_WECHAT_TOKEN is not set: copy the Token from 公众号 → 设置与开发 → 基本配置")
         if (settings.aes_key is not None or settings.app_secret is not None) and not settings.app_id:
@@ -93,7 +98,7 @@ class WeChatChannel:
             if settings.app_secret is not None and self._http is not None
             else None
         )  # fmt: skip
-        self._core = CallbackCore(self.name, self._push, deadline_s=settings.reply_deadline_s)
+        self._core = CallbackCore(self.name, self._push, deadline_s=settings.reply_deadline_s, menus=menus)
 
     def routes(self, handler: TurnHandler) -> list[BaseRoute]:
         """GET (URL check) and POST (messages) on `settings.path`."""
@@ -166,7 +171,9 @@ class WeChatChannel:
         await self._api.send(f"{self._api_base}/cgi-bin/message/custom/send", payload)
 
 
-def wechat_channel_from_env(http: httpx.AsyncClient | None = None) -> WeChatChannel | None:
+def wechat_channel_from_env(
+    http: httpx.AsyncClient | None = None, *, menus: Menus | None = None
+) -> WeChatChannel | None:
     """The Official Account channel configured by `KEFU_WECHAT_*`, or None when KEFU_WECHAT_TOKEN is not set."""
     try:
         settings = WeChatSettings()
@@ -174,4 +181,4 @@ def wechat_channel_from_env(http: httpx.AsyncClient | None = None) -> WeChatChan
         raise ConfigError(f"KEFU_WECHAT_* settings are invalid: {err}") from err
     if settings.token is None or not settings.token.get_secret_value():
         return None
-    return WeChatChannel(settings, http)
+    return WeChatChannel(settings, http, menus=menus)

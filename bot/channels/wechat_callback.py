@@ -19,7 +19,8 @@ from starlette.responses import PlainTextResponse, Response
 from bot.channels.base import TurnHandler
 from bot.channels.wechat_api import user_ref
 from bot.channels.wechat_crypto import MessageCipher, SignatureError, sign, signature_matches
-from bot.channels.wechat_replies import SORRY_TEXT, UNSUPPORTED_TEXT, MenuMemory, Outgoing, render
+from bot.channels.wechat_menus import MenuMemory, Menus, menu_number
+from bot.channels.wechat_replies import SORRY_TEXT, UNSUPPORTED_TEXT, Outgoing, render
 from bot.channels.wechat_xml import MAX_BODY_BYTES, encrypted_envelope, news_reply, parse_xml, text_reply
 from bot.errors import BadRequestError, KefuError, RateLimitedError
 from bot.runtime import BotAnswer
@@ -96,12 +97,13 @@ class CallbackCore:
     """One channel's turn logic, between the verified callback and the platform's APIs.
 
     A turn that takes longer than `deadline_s` keeps running in a referenced background task; the request is
-    answered "success" and the answer goes out through `push` when the turn finishes.
+    answered "success" and the answer goes out through `push` when the turn finishes. `menus` keeps each
+    conversation's last numbered menu (in this process's memory when none is given).
     """
 
-    def __init__(self, channel: str, push: Push, *, deadline_s: float, menus: MenuMemory | None = None) -> None:
+    def __init__(self, channel: str, push: Push, *, deadline_s: float, menus: Menus | None = None) -> None:
         self.channel = channel
-        self.menus = menus or MenuMemory()
+        self.menus = menus if menus is not None else MenuMemory()
         self._push = push
         self._deadline_s = deadline_s
         self._pending: set[asyncio.Task[None]] = set()
@@ -111,7 +113,7 @@ class CallbackCore:
         user = fields.get("FromUserName", "")
         if not user:
             raise BadRequestError("message has no FromUserName")
-        message = self._message(user, fields)
+        message = await self._message(user, fields)
         if message is None:
             return None
         if isinstance(message, str):
@@ -120,7 +122,7 @@ class CallbackCore:
         if not replies:
             return None
         outgoing = render(replies)
-        self.menus.remember(user, outgoing.menu)
+        await self.menus.remember(self._conversation(user), outgoing.menu)
         return _reply_xml(fields, outgoing)
 
     async def deliver(self, recipient: str, replies: Sequence[Reply]) -> None:
@@ -129,14 +131,14 @@ class CallbackCore:
         if not outgoing.text and outgoing.article is None:
             return
         await self._push(recipient, outgoing)
-        self.menus.remember(recipient, outgoing.menu)
+        await self.menus.remember(self._conversation(recipient), outgoing.menu)
 
     async def drain(self) -> None:
         """Wait for the late deliveries in flight (server shutdown, tests)."""
         while self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
 
-    def _message(self, user: str, fields: Mapping[str, str]) -> Message | str | None:
+    async def _message(self, user: str, fields: Mapping[str, str]) -> Message | str | None:
         """The message for the bot, a text to answer at once without the bot, or None for an ignored event."""
         kind = fields.get("MsgType", "")
         event_id = f"{user}:{fields.get('CreateTime', '')}"  # events have no MsgId; WeChat's retries repeat both
@@ -146,17 +148,20 @@ class CallbackCore:
             return self._build(user, event_id, GREET_PAYLOAD, {"event": "subscribe"})
         if kind != "text":
             return UNSUPPORTED_TEXT
-        text = fields.get("Content", "")
-        choice = self.menus.choice(user, text)
-        if choice is None:
-            return self._build(user, fields.get("MsgId") or event_id, text, {})
-        number, button = choice
-        meta = {"button": {"number": number, "title": button.title}}
-        return self._build(user, fields.get("MsgId") or event_id, button.payload, meta)
+        text, message_id = fields.get("Content", ""), fields.get("MsgId") or event_id
+        number = menu_number(text)
+        menu = await self.menus.recall(self._conversation(user)) if number is not None else ()
+        if number is None or not 1 <= number <= len(menu):  # no menu, or not one of its numbers: plain text
+            return self._build(user, message_id, text, {})
+        button = menu[number - 1]
+        return self._build(user, message_id, button.payload, {"button": {"number": number, "title": button.title}})
+
+    def _conversation(self, user: str) -> str:
+        return f"{self.channel}:{user}"  # never collides with another channel's conversations
 
     def _build(self, user: str, message_id: str, text: str, meta: dict[str, Any]) -> Message:
         return Message(
-            conversation_id=f"{self.channel}:{user}",  # never collides with another channel's conversations
+            conversation_id=self._conversation(user),
             channel=self.channel,
             sender_id=user,
             message_id=message_id,

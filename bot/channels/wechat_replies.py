@@ -3,15 +3,14 @@
 A passive reply carries a single message, so a turn's replies are joined into one text separated by blank
 lines; buttons become numbered lines ("1. 查询订单"), and a reply's recommended questions more numbered lines
 after them under "猜你想问：" ("You may also ask:"); the user's next "2" is read as the payload of whatever
-line 2 is. A card with a link, alone in its turn and without numbered lines, becomes a news article, any
-other card a few lines of text. Late deliveries use the same rendering, so a user sees the same thing whether
-the turn beat the deadline or not.
+line 2 is (`wechat_menus` keeps the menu). A card with a link, alone in its turn and without numbered lines,
+becomes a news article, any other card a few lines of text. Late deliveries use the same rendering, so a
+user sees the same thing whether the turn beat the deadline or not.
 """
 
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +21,6 @@ UNSUPPORTED_TEXT = (
     "暂时只能处理文字消息，请用文字描述您的问题。 / I can only read text for now; please type your question."
 )
 SORRY_TEXT = "抱歉，这条消息暂时无法处理，请换个说法再试。 / Sorry, I could not handle that message; please try again."
-MENUS_KEPT = 10_000
 QUICK_REPLIES_HEADER = {"zh": "猜你想问：", "en": "You may also ask:"}
 _HAN = re.compile(r"[\u3400-\u9fff]")
 _LATIN = re.compile(r"[A-Za-z]")
@@ -103,36 +101,3 @@ def _article(card: Mapping[str, Any], text: str) -> dict[str, str]:
         "url": str(card["url"]),
         "picurl": str(card.get("image") or ""),
     }
-
-
-class MenuMemory:
-    """The last numbered menu sent to each user, so that a reply "2" means the second entry (a button or a
-    recommended question).
-
-    Kept in process memory, least recently used first out: with several workers, a number may reach a
-    worker that did not send the menu, and it then reaches the bot as the plain text "2" (which NLU can
-    still read). A turn without numbered lines clears the user's menu, so an old menu never answers a new
-    question.
-    """
-
-    def __init__(self, capacity: int = MENUS_KEPT) -> None:
-        self._capacity = capacity
-        self._menus: OrderedDict[str, tuple[Button, ...]] = OrderedDict()
-
-    def remember(self, user: str, menu: tuple[Button, ...]) -> None:
-        if not menu:
-            self._menus.pop(user, None)
-            return
-        self._menus[user] = menu
-        self._menus.move_to_end(user)
-        while len(self._menus) > self._capacity:
-            self._menus.popitem(last=False)
-
-    def choice(self, user: str, text: str) -> tuple[int, Button] | None:
-        """The entry `text` picks ("2", "２", " 2 ") from the user's last menu, with its number."""
-        menu = self._menus.get(user)
-        text = text.strip()
-        if not menu or not text.isdecimal() or len(text) > 3:
-            return None
-        number = int(text)
-        return (number, menu[number - 1]) if 1 <= number <= len(menu) else None

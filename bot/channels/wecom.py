@@ -32,6 +32,7 @@ from bot.channels.wechat_callback import (
     seal,
 )
 from bot.channels.wechat_crypto import MessageCipher, SignatureError, signature_matches
+from bot.channels.wechat_menus import Menus
 from bot.channels.wechat_replies import Outgoing
 from bot.errors import BadRequestError, ConfigError
 from bot.secrets import SecretFileSettings
@@ -61,8 +62,11 @@ class WeComChannel:
 
     name = "wecom"
 
-    def __init__(self, settings: WeComSettings, http: httpx.AsyncClient | None = None) -> None:
-        """`http` reaches the WeCom API (a client of your own, or one made here when late replies are on)."""
+    def __init__(
+        self, settings: WeComSettings, http: httpx.AsyncClient | None = None, *, menus: Menus | None = None
+    ) -> None:
+        """`http` reaches the WeCom API (a client of your own, or one made here when late replies are on);
+        `menus` keeps each member's last numbered menu (in process memory without one)."""
         if not settings.token or not settings.token.get_secret_value() or not settings.aes_key or not settings.corp_id:
             raise ConfigError(
                 "WeCom needs KEFU_WECOM_TOKEN, KEFU_WECOM_AES_KEY and KEFU_WECOM_CORP_ID: copy them from the "
@@ -86,7 +90,7 @@ class WeComChannel:
             if settings.secret is not None and self._http is not None
             else None
         )  # fmt: skip
-        self._core = CallbackCore(self.name, self._push, deadline_s=settings.reply_deadline_s)
+        self._core = CallbackCore(self.name, self._push, deadline_s=settings.reply_deadline_s, menus=menus)
 
     def routes(self, handler: TurnHandler) -> list[BaseRoute]:
         """GET (URL check) and POST (messages) on `settings.path`."""
@@ -144,7 +148,7 @@ class WeComChannel:
         await self._api.send(f"{self._api_base}/cgi-bin/message/send", payload)
 
 
-def wecom_channel_from_env(http: httpx.AsyncClient | None = None) -> WeComChannel | None:
+def wecom_channel_from_env(http: httpx.AsyncClient | None = None, *, menus: Menus | None = None) -> WeComChannel | None:
     """The WeCom channel configured by `KEFU_WECOM_*`, or None when KEFU_WECOM_TOKEN is not set."""
     try:
         settings = WeComSettings()
@@ -152,4 +156,4 @@ def wecom_channel_from_env(http: httpx.AsyncClient | None = None) -> WeComChanne
         raise ConfigError(f"KEFU_WECOM_* settings are invalid: {err}") from err
     if settings.token is None or not settings.token.get_secret_value():
         return None
-    return WeComChannel(settings, http)
+    return WeComChannel(settings, http, menus=menus)

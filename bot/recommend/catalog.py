@@ -1,5 +1,9 @@
 """What can be recommended: the FAQ's questions, and a question per (entity, relation) of the knowledge graph,
-each under the id of the fact that answers it, so an answer's fact ids say which question it answered."""
+each under the id of the fact that answers it, so an answer's fact ids say which question it answered.
+
+A graph question is the relation's `question_zh` / `question_en` (relations.csv or graph.json), or else a
+generic one ("What is the warranty of the X1 Pro?", "星耀X1 Pro的保修期是什么？"). Either way its id is the
+fact id `kg:S|r`, so rewording a question keeps what was learned about it."""
 
 from __future__ import annotations
 
@@ -9,9 +13,13 @@ from dataclasses import dataclass
 
 from bot.types import Language
 from knowledge.faq import FaqEntry
-from knowledge.graph import KnowledgeGraph
+from knowledge.graph import KgEntity, KgRelation, KnowledgeGraph
 
-_KG_QUESTION: Mapping[Language, str] = {"zh": "{subject}的{relation}？", "en": "{subject}: {relation}?"}
+# For a relation that declares no question of its own (`question_zh` / `question_en`).
+GENERIC_QUESTIONS: Mapping[Language, str] = {
+    "zh": "{subject}的{relation}是什么？",
+    "en": "What is the {relation} of the {subject}?",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +67,17 @@ def catalog_of(faq: Mapping[str, FaqEntry], graph: KnowledgeGraph) -> QuestionCa
         if entity is None or kind is None:
             continue
         for language in ("zh", "en"):
-            text = _KG_QUESTION[language].format(subject=entity.name(language), relation=kind.name(language))
+            text = graph_question(entity, kind, language)
             questions.append(Question(f"kg:{subject}|{relation}", text, language, (entity.type,)))
     return QuestionCatalog(questions)
+
+
+def graph_question(entity: KgEntity, relation: KgRelation, language: Language) -> str:
+    """How a customer asks for `relation` of `entity`: "Do you have the X1 Pro in stock?", "星耀X1 Pro有货吗？"."""
+    label, declared = relation.name(language), relation.question(language)
+    if not declared and language == "en" and not label[1:2].isupper():  # mid-sentence; "USB ports" stays
+        label = label[:1].lower() + label[1:]
+    return (declared or GENERIC_QUESTIONS[language]).format(subject=entity.name(language), relation=label)
 
 
 def normalized(text: str) -> str:

@@ -75,8 +75,14 @@ _STATE_DEFAULTS = SessionState().to_dict()
 
 def keys(conversation_id: str) -> tuple[str, str, str]:
     """The events, state and lock keys of one conversation (one cluster slot)."""
-    tag = "{" + _escape(conversation_id) + "}"
-    return f"kefu:{tag}:events", f"kefu:{tag}:state", f"kefu:{tag}:lock"
+    events, state, lock = (conversation_key(conversation_id, name) for name in ("events", "state", "lock"))
+    return events, state, lock
+
+
+def conversation_key(conversation_id: str, name: str) -> str:
+    """The key `name` of one conversation, `kefu:{<cid>}:<name>`: in the slot of all its keys (e.g. the WeChat
+    channel's `menu`)."""
+    return f"kefu:{{{_escape(conversation_id)}}}:{name}"
 
 
 def _escape(conversation_id: str) -> str:

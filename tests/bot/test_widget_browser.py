@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from tests.bot.test_recommend_channels import faq_answers
 pytestmark = pytest.mark.integration
 
 GENERATED_QUESTION = "How long do the Nebula Buds last on one charge?"  # a passage of the care guide: generated
+HAN = re.compile(r"[\u3400-\u9fff]")
 WAIT_MS = 60_000
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -103,6 +105,45 @@ def test_hot_questions_under_the_greeting_then_related_questions_under_each_answ
     page.reload()  # history shows the related questions as it shows buttons; the hot list is for a fresh start
     expect(page.locator(".msg.bot[data-seq] .quick.suggested")).to_have_count(2, timeout=WAIT_MS)
     expect(page.locator(".msg.greeting .quick")).to_have_count(0)
+    page.close()
+
+
+def test_the_hot_questions_follow_the_customer_into_the_other_language(server: Server, browser: object) -> None:
+    faq = faq_answers()
+    page = browser.new_page(locale="zh-CN")  # type: ignore[attr-defined]
+    page.goto(server.url + "/")
+    hot = page.locator(".msg.greeting .quick.suggested")
+    expect(hot).to_have_attribute("lang", "zh", timeout=WAIT_MS)
+    chips = hot.get_by_role("button")
+    assert all(HAN.search(title) for title in chips.all_inner_texts())
+    page.get_by_role("button", name="English").click()  # the widget switched: so do the chips
+    expect(hot).to_have_attribute("lang", "en")
+    page.get_by_role("button", name="中文").click()
+    expect(hot).to_have_attribute("lang", "zh")
+
+    ask(page, "Do you have the Aurora Watch in stock?")  # the widget speaks Chinese, the customer English
+    answers = page.locator(".msg.bot[data-seq]")
+    expect(answers.nth(0).locator(".text")).to_have_text(
+        "The Aurora Watch currently has 45 units in stock.", timeout=WAIT_MS
+    )
+    expect(hot).to_have_attribute("lang", "en")
+    english = chips.all_inner_texts()
+    assert english and not any(HAN.search(title) for title in english)
+    expect(hot.locator(".quick-label")).to_have_text("猜你想问")  # the widget's own words keep its language
+
+    picked = next((title for title in english if title in faq), english[0])
+    hot.get_by_role("button", name=picked, exact=True).click()
+    expect(page.locator(".msg.user .text").last).to_have_text(picked)
+    expect(answers.nth(1).locator(".text")).not_to_be_empty(timeout=WAIT_MS)
+    if picked in faq:
+        expect(answers.nth(1).locator(".text")).to_have_text(faq[picked])
+    else:  # a graph question, learned from what earlier tests asked
+        assert not HAN.search(answers.nth(1).locator(".text").inner_text())
+    ask(page, "运费怎么收？")  # back to Chinese: the clicked chips stay as they were, as history
+    expect(answers.nth(2).locator(".text")).not_to_be_empty(timeout=WAIT_MS)
+    expect(chips).to_have_text(english)
+    for chip in chips.all():
+        expect(chip).to_be_disabled()
     page.close()
 
 

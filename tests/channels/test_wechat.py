@@ -19,6 +19,7 @@ from wechatpy.utils import WeChatSigner, check_signature
 
 from bot.channels.wechat import WeChatChannel, WeChatSettings, wechat_channel_from_env
 from bot.channels.wechat_api import PlatformApiError, user_ref
+from bot.channels.wechat_menus import Menus
 from bot.channels.wechat_replies import SORRY_TEXT, UNSUPPORTED_TEXT, render
 from bot.errors import ConfigError
 from bot.types import Button, Message, Reply
@@ -50,14 +51,14 @@ def plain_signature(timestamp: str, nonce: str) -> str:
 class WeChatSide:
     """WeChat's servers (via wechatpy) calling a channel served in a Starlette app, with a fake API behind it."""
 
-    def __init__(self, bot: FakeBot, *, aes: bool = False, **settings: Any) -> None:
+    def __init__(self, bot: FakeBot, *, aes: bool = False, menus: Menus | None = None, **settings: Any) -> None:
         self.bot = bot
         self.api = FakeApi()
         fields: dict[str, Any] = {
             "token": SecretStr(TOKEN), "app_id": APP_ID, "app_secret": SecretStr(APP_SECRET), "api_base": API_BASE,
             "reply_deadline_s": 0.3, "aes_key": SecretStr(AES_KEY) if aes else None,
         }  # fmt: skip
-        self.channel = WeChatChannel(WeChatSettings(**(fields | settings)), http=self.api.client())
+        self.channel = WeChatChannel(WeChatSettings(**(fields | settings)), http=self.api.client(), menus=menus)
         app = Starlette(routes=self.channel.routes(bot))
         self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://kefu.test")
         self.crypto = WeChatCrypto(TOKEN, AES_KEY, APP_ID) if aes else None

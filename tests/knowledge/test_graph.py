@@ -158,6 +158,7 @@ def test_nlu_entities_link_subjects(kg: KnowledgeGraph) -> None:
         ),
         ("relations", RELATIONS + "weight,重量,weight,重量,weight,{subject,\n", 6, "not a valid template"),
         ("relations", "id,name_zh,keyword_zh\nprice,价格,多少钱\n", 1, "did you mean 'keywords_zh'"),
+        ("relations", "id,name_en,question_en\nprice,price,How much?\n", 2, "question_en does not name the subject"),
     ],
 )
 def test_malformed_files_raise_with_the_line(tmp_path: Path, file: str, text: str, line: int, fragment: str) -> None:

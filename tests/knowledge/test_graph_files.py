@@ -124,6 +124,7 @@ def test_a_json_syntax_error_names_the_line_even_with_a_problems_list(tmp_path: 
         (with_cards(extra_entities=[{"id": "card_diamond", "name_en": "Gold"}]), "entities[2]: duplicate entity id"),
         (with_cards(extra_entities=[{"id": "gold", "name_zh": "白金卡"}]), "'白金卡' already names entity"),
         (with_cards(extra_relations=[{"id": "fee", "template_en": "{price}"}]), "relations[4].template_en uses"),
+        (with_cards(extra_relations=[{"id": "fee", "question_zh": "年费？"}]), "relations[4].question_zh does not"),
         (with_cards(extra_triples=[["card_platinum", "cashback"]]), "triples[2] has 2 items"),
         (with_cards(extra_triples=[["card_gold", "cashback", "3%"]]), "triples[2]: unknown subject 'card_gold'"),
         (with_cards(extra_triples=[["card_platinum", "cashback", None]]), "triples[2].object must be a string"),

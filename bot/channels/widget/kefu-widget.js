@@ -38,6 +38,8 @@
   if (!TEXT[lang]) lang = "zh";
   var socket = null, attempt = 0, retryTimer = null, ready = false, rated = false;
   var seen = -1;  // the last transcript position this page shows: a reload starts again from the beginning
+  // the hot questions (猜你想问) by language, the language of those shown, and the one the bot answers in
+  var hot = {}, hotLang = null, spoken = null;
 
   function load() {
     try {
@@ -144,7 +146,12 @@
   launcher.addEventListener("click", function () { setOpen(panel.hidden, true); });
   $(".close").addEventListener("click", function () { setOpen(false, true); });
   panel.addEventListener("keydown", function (e) { if (e.key === "Escape") setOpen(false, true); });
-  $(".lang").addEventListener("click", function () { lang = lang === "zh" ? "en" : "zh"; persist(); label(); });
+  $(".lang").addEventListener("click", function () {
+    lang = lang === "zh" ? "en" : "zh";
+    persist();
+    label();
+    showHot(lang);
+  });
   $(".end").addEventListener("click", function () { csat.hidden = false; csat.querySelector("button").focus(); });
   $("form").addEventListener("submit", function (e) { e.preventDefault(); submit(); });
   input.addEventListener("keydown", function (e) {
@@ -231,14 +238,21 @@
     note.className = "quick-label";
     row.insertBefore(note, row.firstChild);
     labelSuggestions(row);
+    return row;
   }
   function labelSuggestions(row) {
     row.querySelector(".quick-label").textContent = t("suggest");
     row.setAttribute("aria-label", t("suggest"));
   }
-  function showHot(questions) {
-    var greeting = $(".greeting");
-    if (greeting && !greeting.querySelector(".quick")) addSuggestions(greeting, questions);  // once per page
+  // The hot questions under the greeting, in `language`: until one is clicked they follow the customer into
+  // the other language (the widget's switch, or the language the server says it answers in).
+  function showHot(language) {
+    var greeting = $(".greeting"), shown = greeting && greeting.querySelector(".quick");
+    if (!greeting || !hot[language] || !hot[language].length || language === hotLang) return;
+    if (shown && shown.querySelector("button:disabled")) return;  // clicked: part of the history now
+    if (shown) shown.remove();
+    addSuggestions(greeting, hot[language]).setAttribute("lang", language);
+    hotLang = language;
   }
   function addQuickReplies(el, buttons) {
     var row = document.createElement("div");
@@ -320,7 +334,8 @@
       case "welcome":
         if (saved.cid !== frame.conversation_id) { saved.cid = frame.conversation_id; seen = -1; }
         persist();
-        if (frame.hot && frame.hot.length) showHot(frame.hot);  // only while nothing was asked yet
+        if (frame.hot_by_lang) hot = frame.hot_by_lang;  // sent only while nothing was asked yet
+        showHot(spoken || lang);
         break;
       case "messages":
         frame.messages.forEach(function (entry) {
@@ -330,6 +345,7 @@
           if (entry.role === "user") saved.outbox = saved.outbox.filter(function (m) { return m.id !== entry.id; });
         });
         persist();
+        if (frame.lang && frame.lang !== spoken) { spoken = frame.lang; showHot(spoken); }
         if (!ready) { ready = true; status.textContent = t("connected"); flush(); }
         scroll();
         break;

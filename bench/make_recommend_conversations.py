@@ -159,7 +159,7 @@ def _scalar(text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--count", type=int, default=300, help="conversations, half zh and half en")
+    parser.add_argument("--count", type=int, default=1200, help="conversations, half zh and half en")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()

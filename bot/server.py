@@ -26,6 +26,7 @@ from bot.channels.limits import BodyLimit
 from bot.channels.origins import AllowedOrigins, ScopedCors
 from bot.channels.registry import HideQueryStrings, channels_from_env
 from bot.errors import BadRequestError, KefuError, RateLimitedError
+from bot.recommend.archive_seed import seed_from_archive
 from bot.recommend.shared_counts import keep_synced
 from bot.runtime import BotAnswer
 from bot.server_timing import ServerTiming, record_timing
@@ -91,7 +92,7 @@ def create_app(runtime: Runtime, settings: Settings | None = None) -> Starlette:
         await archive.open()  # a wrong KEFU_ARCHIVE_URL stops the start with the reason
         archiver = start_archiver(bot, archive, ARCHIVE_EVERY_S, idle_s=session_idle_s(runtime.project))
         learner = asyncio.create_task(_learn_past_replies(suggester, archive), name="kefu-past-replies")
-        tasks = [archiver, learner, *_share_recommendation_counts(runtime)]
+        tasks = [archiver, learner, *_share_recommendation_counts(runtime, archive)]
         log.info("kefu is ready")
         yield
         for task in tasks:
@@ -142,15 +143,19 @@ async def _learn_past_replies(suggester: Suggester, archive: Archive) -> None:
         await asyncio.sleep(ARCHIVE_EVERY_S)
 
 
-def _share_recommendation_counts(runtime: Runtime) -> list[asyncio.Task[None]]:
-    """What each process learns about recommendations reaches the others (and outlives restarts) via Redis."""
+def _share_recommendation_counts(runtime: Runtime, archive: Archive) -> list[asyncio.Task[None]]:
+    """What each process learns about recommendations reaches the others (and outlives restarts) via Redis; a
+    Redis without counts is first seeded from the archive."""
     stage = runtime.bot.parts.recommend
     if stage is None or not stage.recommender.options.learning:
         return []
-    options = stage.recommender.options
-    synced = keep_synced(runtime.bot.store.client, stage.recommender.counts, every_s=options.sync_every_s,
-                         hot_days=options.hot_days)  # fmt: skip
-    return [asyncio.create_task(synced, name="kefu-recommendation-counts")]
+    options, counts, client = stage.recommender.options, stage.recommender.counts, runtime.bot.store.client
+
+    async def learn() -> None:
+        await seed_from_archive(client, archive, counts)
+        await keep_synced(client, counts, every_s=options.sync_every_s, hot_days=options.hot_days)
+
+    return [asyncio.create_task(learn(), name="kefu-recommendation-counts")]
 
 
 def _console(runtime: Runtime, archive: Archive, channels: Sequence[Channel], suggester: Suggester) -> Console | None:

@@ -1,8 +1,9 @@
 """What use teaches: counts per (kind, context, item), and the learned part of a recommendation's score.
 
 Kinds: `next` (the item was asked right after the context item was answered: co-occurrence), `shown`,
-`click`, `good` and `bad` (whether the answer to a click satisfied), and `asked` (per day and language: hot
-questions). Counts only grow; `pending` holds what this process added since the last sync with Redis.
+`click`, `good` and `bad` (whether the answer to a click satisfied), and, per day and language, `asked` (any
+question answered) and `first` (a session's first answered question: the hot list's ranking). Counts only grow;
+`pending` holds what this process added since the last sync with Redis.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 CountKey = tuple[str, str, str]  # kind, context, item
+DAILY = ("asked", "first")  # kinds whose context is a day and a language (`signals.asked_context`)
 
 # The learned boost: P(next | context) from co-occurrence, and the click-through rate above a prior,
 # weighted by how often the clicked answer satisfied; both smoothed so a few observations move little.

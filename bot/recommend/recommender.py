@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from knowledge.base import KnowledgeBase
 log = logging.getLogger(__name__)
 
 DAY_S = 86_400.0
+ASKED_WEIGHT = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +75,8 @@ class Recommender:
             return self._ranked(HOT, {q.id: 1.0 - n * 0.01 for n, q in enumerate(configured)}, language)[
                 : self.options.hot_count
             ]
-        asked = self._asked(language) if self.options.learning else {}
-        total = sum(asked.values()) or 1
-        scores = {item: count / total for item, count in asked.items() if index.catalog.get(item, language)}
+        scores = self._opening_shares(language) if self.options.learning else {}
+        scores = {item: share for item, share in scores.items() if index.catalog.get(item, language)}
         for n, question in enumerate(index.starters(language)):
             scores.setdefault(question.id, -1.0 - n * 0.001)  # after anything really asked
         return self._ranked(HOT, scores, language)[: self.options.hot_count]
@@ -111,14 +112,23 @@ class Recommender:
         ordered = sorted(scores, key=lambda item: (-scores[item], item))
         return [q for q in (catalog.get(item, language) for item in ordered) if q is not None]
 
-    def _asked(self, language: Language) -> dict[str, int]:
-        """How often each item was asked in the last `hot_days` days."""
-        asked: dict[str, int] = {}
+    def _opening_shares(self, language: Language) -> dict[str, float]:
+        """Each item's share of the sessions it opened in the last `hot_days` days (a session's first question is
+        what a hot list can save typing), plus a tenth of its share of all questions asked, to break ties."""
+        first, asked = self._daily("first", language), self._daily("asked", language)
+        total_first, total_asked = sum(first.values()) or 1, sum(asked.values()) or 1
+        return {
+            item: first.get(item, 0) / total_first + ASKED_WEIGHT * asked.get(item, 0) / total_asked
+            for item in first.keys() | asked.keys()
+        }
+
+    def _daily(self, kind: str, language: Language) -> Counter[str]:
+        """The `kind` counts of the last `hot_days` days."""
+        total: Counter[str] = Counter()
         now = self._clock()
         for day in range(self.options.hot_days):
-            for item, count in self.counts.counts("asked", asked_context(now - day * DAY_S, language)).items():
-                asked[item] = asked.get(item, 0) + count
-        return asked
+            total.update(self.counts.counts(kind, asked_context(now - day * DAY_S, language)))
+        return total
 
     def _resolve(self, wanted: str, language: Language) -> Question | None:
         catalog = self._current().catalog

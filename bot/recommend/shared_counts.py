@@ -1,8 +1,9 @@
 """Learned counts shared by every process through Redis: each process sends what it added (HINCRBY) and takes
 everyone's totals back, every few seconds, so no turn waits on it and a restart forgets nothing.
 
-`kefu:{recommend}:counts` holds the counts of every kind but `asked`, which goes to one hash per day
-(`kefu:{recommend}:asked:YYYYMMDD`) that expires after the hot list's window; all keys share one cluster slot.
+`kefu:{recommend}:counts` holds the counts of every kind but the daily ones, which go to one hash per day
+(`kefu:{recommend}:asked:YYYYMMDD`) that expires after the hot list's window: field `LANGUAGE<US>ITEM` for
+`asked`, `KIND<US>LANGUAGE<US>ITEM` for the others. All keys share one cluster slot.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from bot.recommend.counts import CountKey, UsageCounts
+from bot.recommend.counts import DAILY, CountKey, UsageCounts
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,10 @@ async def sync_counts(client: Any, counts: UsageCounts, *, hot_days: int, now: f
     try:
         pipe = client.pipeline(transaction=False)
         for (kind, context, item), n in taken.items():
-            if kind == "asked":
+            if kind in DAILY:
                 day, _, language = context.partition(":")
-                pipe.hincrby(ASKED_KEY + day, f"{language}{_SEP}{item}", n)
+                field = _SEP.join((language, item) if kind == "asked" else (kind, language, item))
+                pipe.hincrby(ASKED_KEY + day, field, n)
                 pipe.expire(ASKED_KEY + day, (hot_days + 1) * DAY_S)
             else:
                 pipe.hincrby(COUNTS_KEY, _SEP.join((kind, context, item)), n)
@@ -63,8 +65,11 @@ def _parse(counts: Mapping[Any, Any], days: list[str], asked: list[Mapping[Any, 
             totals[(parts[0], parts[1], parts[2])] = int(value)
     for day, fields in zip(days, asked, strict=True):
         for field, value in fields.items():
-            language, _, item = _text(field).partition(_SEP)
-            totals[("asked", f"{day}:{language}", item)] = int(value)
+            parts = _text(field).split(_SEP)
+            if len(parts) == 2:
+                parts.insert(0, "asked")
+            if len(parts) == 3:
+                totals[(parts[0], f"{day}:{parts[1]}", parts[2])] = int(value)
     return totals
 
 

@@ -101,15 +101,18 @@ def observations(history: Sequence[Event], new: Sequence[Event], language: Langu
             seen.append(Observation("good" if event.satisfied else "bad", event.context, event.item))
     item = answered_item(new)
     if item:
-        seen.append(Observation("asked", asked_context(new[0].timestamp if new else time.time(), language), item))
+        day = asked_context(new[0].timestamp if new else time.time(), language)
+        seen.append(Observation("asked", day, item))
         before = _last_answered(history)
-        if before and before != item:
+        if not before:  # the session's first answered question: what the hot list at the start should offer
+            seen.append(Observation("first", day, item))
+        elif before != item:
             seen.append(Observation("next", before, item))
     return seen
 
 
 def asked_context(timestamp: float, language: str) -> str:
-    """The `asked` counts' context: the UTC day and the language, e.g. `20261124:zh`."""
+    """The context of the daily counts (`asked`, `first`): the UTC day and the language, e.g. `20261124:zh`."""
     return f"{time.strftime('%Y%m%d', time.gmtime(timestamp))}:{language}"
 
 

@@ -15,7 +15,7 @@ import pytest
 from bot.assist.archive import ARCHIVE_FILE, Archive
 from bot.assist.archive_sql import SqliteBackend
 from bot.assist.operators import hash_password
-from bot.events import HandedOff, OperatorMessage
+from bot.events import BotUttered, HandedOff, OperatorMessage
 from bot.wiring import Project
 from tests.assist.test_analytics import DAY, archived, shop_sessions, user
 from tests.bot.servers import Server
@@ -25,17 +25,23 @@ pytestmark = pytest.mark.integration
 
 PASSWORD = "correct horse 42"
 PAST_REPLY = "非质量问题的退货运费由您承担，质量问题的运费我们来付。"
+PASSWORD_QUESTION = "忘记密码怎么办？"
 
 
 async def seed_archive(data: Path) -> None:
-    """Last days' conversations, one of them answered by an operator: analytics and suggestions learn from them."""
+    """Last days' conversations, one of them answered by an operator, three opened by a forgotten password:
+    analytics, suggestions and the hot questions learn from them."""
     now = time.time()
     answered = archived(
         "web:past-returns", now - DAY, user("退货运费谁出？", "ask_returns"),
         HandedOff(reason="requested:request_human"), OperatorMessage(operator="alice", text=PAST_REPLY),
     )  # fmt: skip
+    answer = BotUttered(text="在登录页点击“忘记密码”…", template="knowledge:faq", fact_ids=("faq_acc_01_zh",))
+    forgotten = [
+        s for n in range(3) for s in archived(f"web:pw-{n}", now - DAY + n, user(PASSWORD_QUESTION, "faq"), answer)
+    ]
     archive = Archive(SqliteBackend(data / ARCHIVE_FILE))
-    await archive.save([*shop_sessions(now - 2.5 * DAY), *answered])
+    await archive.save([*shop_sessions(now - 2.5 * DAY), *answered, *forgotten])
     await archive.close()
 
 
@@ -63,6 +69,8 @@ def test_an_agent_takes_a_handed_off_chat_answers_with_a_suggestion_and_hands_it
     agent = browser.new_page(locale="zh-CN")  # type: ignore[attr-defined]
     url = console_server.url
     customer.goto(url + "/")
+    ask(customer, "运费怎么收？")
+    expect(customer.locator(".msg.bot").last).to_contain_text("99", timeout=WAIT_MS)
     ask(customer, "转人工")
     expect(customer.locator(".msg.bot").last).to_contain_text("人工客服", timeout=WAIT_MS)
 
@@ -74,7 +82,9 @@ def test_an_agent_takes_a_handed_off_chat_answers_with_a_suggestion_and_hands_it
     expect(waiting).to_have_count(1)
     expect(waiting).to_contain_text("requested:request_human")
     waiting.get_by_role("button").click()
-    expect(agent.locator("#transcript .user")).to_have_text(["客户转人工"])
+    expect(agent.locator("#transcript .user")).to_have_text(["客户运费怎么收？", "客户转人工"])
+    recommended = agent.locator("#transcript .bot .recommended").first
+    expect(recommended).to_contain_text("猜你想问: [")  # as the customer saw them
     expect(agent.locator("#trace")).to_contain_text("request_human")
     expect(agent.locator("#summary")).not_to_be_empty()
 
@@ -104,7 +114,7 @@ def test_an_agent_takes_a_handed_off_chat_answers_with_a_suggestion_and_hands_it
     expect(customer.locator(".msg.bot").last).to_contain_text("运费", timeout=WAIT_MS)
 
     agent.goto(url + "/console/analytics")
-    expect(agent.get_by_role("listitem").filter(has_text="会话数")).to_contain_text("9", timeout=WAIT_MS)
+    expect(agent.get_by_role("listitem").filter(has_text="会话数")).to_contain_text("12", timeout=WAIT_MS)
     expect(agent.locator("svg").first).to_be_visible()
     expect(agent.get_by_role("region", name="未解答问题（新 FAQ 候选）")).to_contain_text("发票")
     customer.close()
@@ -139,3 +149,14 @@ def test_the_console_api_refuses_without_a_session_and_answers_with_one(console_
     assert httpx.get(url + "/console/api/queue", cookies=login.cookies).status_code == 401
     bad = httpx.post(url + "/console/api/login", json={"name": "nobody", "password": PASSWORD})
     assert bad.status_code == 401 and PASSWORD not in bad.text
+
+
+def test_the_hot_questions_start_from_what_opened_the_archived_sessions(console_server: Server) -> None:
+    """The server's Redis started empty, so its learned counts were seeded from the archive."""
+    deadline = time.monotonic() + 20
+    hot: list[str] = []
+    while time.monotonic() < deadline and (not hot or hot[0] != PASSWORD_QUESTION):
+        replies = console_server.say(f"hot-{time.monotonic_ns()}", "你好")
+        hot = [b["title"] for b in replies[-1].get("quick_replies", [])]
+        time.sleep(0.5)
+    assert hot[:1] == [PASSWORD_QUESTION], hot

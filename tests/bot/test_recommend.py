@@ -123,10 +123,12 @@ async def test_two_processes_share_what_they_learned_through_redis(redis_client:
     first, second = UsageCounts(), UsageCounts()
     first.add(_seen("next", "faq_a", "faq_b", 3) + _seen("asked", long_ago, "faq_b", 1))
     second.add(_seen("next", "faq_a", "faq_b", 2) + _seen("asked", today, "faq_b", 4))
+    second.add(_seen("first", today, "faq_b", 2))
     for counts in (first, second, first):
         await sync_counts(redis_client, counts, hot_days=7, now=now)
     assert first.counts("next", "faq_a")["faq_b"] == second.counts("next", "faq_a")["faq_b"] == 5
     assert first.counts("asked", today)["faq_b"] == 4
+    assert first.counts("first", today)["faq_b"] == 2
     assert not first.counts("asked", long_ago), "outside the hot list's window"
     assert not first.pending and not second.pending
     fresh = UsageCounts()  # a restarted process starts from what was learned

@@ -45,8 +45,8 @@ def test_the_catalog_holds_each_faq_question_and_a_question_per_subject_and_rela
     assert catalog.get("fee_en", "en") == Question("fee_en", "How much is shipping?", "en", ("shipping",))
     assert catalog.get("fee_en", "zh") is None
     price = [catalog.get("kg:x1_pro|price", language) for language in ("zh", "en")]
-    assert [q.text for q in price if q] == ["星耀X1 Pro的价格？", "X1 Pro: price?"]
-    assert catalog.item_of("X1 Pro: price?", "en") == "kg:x1_pro|price"
+    assert [q.text for q in price if q] == ["星耀X1 Pro的价格是什么？", "What is the price of the X1 Pro?"]
+    assert catalog.item_of("What is the price of the X1 Pro?", "en") == "kg:x1_pro|price"
     kg = [q.id for q in catalog.in_language("en") if q.id.startswith("kg:")]
     assert len(kg) == len(set(kg)) == len({(t.subject, t.relation) for t in graph.triples})
 
@@ -227,3 +227,12 @@ def test_a_turn_teaches_what_was_shown_clicked_rated_asked_and_asked_next() -> N
     again = observations([*history, *new], [UserUttered(text="track?", timestamp=0.0), _answer("track_en")], "en")
     assert again == [Observation("asked", "19700101:en", "track_en")], "the same item again is no next question"
     assert observations(history, [UserUttered(text="thanks")], "en") == []
+
+
+def test_a_sessions_first_answered_question_is_counted_as_opening_it() -> None:
+    greeting: list[Event] = [UserUttered(text="hi"), BotUttered(text="Hello!", template="utter_greet")]
+    new: list[Event] = [UserUttered(text="How much is shipping?", timestamp=0.0), _answer("fee_en")]
+    assert observations(greeting, new, "en") == [
+        Observation("asked", "19700101:en", "fee_en"),
+        Observation("first", "19700101:en", "fee_en"),
+    ]

@@ -10,6 +10,7 @@
       operator: "客服", waited: "等待", mine: "我", priority: ["", "普通", "较高", "紧急"], online: "在线客服",
       sources: {faq: "常见问题", kg: "知识图谱", doc: "文档", archive: "历史回复", generator: "生成"},
       intent: "意图", actions: "动作", facts: "依据", safety: "安全", slots: "槽位", sent: "已发送", readonly: "（历史，只读）",
+      recommended: "猜你想问",
     },
     en: {
       title: "Operator console", analytics: "Analytics", logout: "Sign out", queue: "Waiting", active: "In service",
@@ -20,6 +21,7 @@
       mine: "me", priority: ["", "normal", "high", "urgent"], online: "Agents online",
       sources: {faq: "FAQ", kg: "Knowledge graph", doc: "Docs", archive: "Past reply", generator: "Generated"},
       intent: "Intent", actions: "Actions", facts: "Facts", safety: "Safety", slots: "Slots", sent: "Sent", readonly: "(archived, read only)",
+      recommended: "You may also ask",
     },
   };
   let lang = (localStorage.getItem("kefu-console-lang") || navigator.language || "zh").startsWith("en") ? "en" : "zh";
@@ -82,6 +84,9 @@
   function transcriptItem(entry) {
     const item = el("li", {class: entry.role, "data-seq": entry.seq}, el("span", {class: "who"}, t(entry.role)), el("p", {}, entry.text));
     if (entry.buttons) item.append(el("span", {class: "meta"}, entry.buttons.map((b) => `[${b.title}]`).join(" ")));
+    if (entry.quick_replies) {
+      item.append(el("span", {class: "meta recommended"}, `${t("recommended")}: ${entry.quick_replies.map((b) => `[${b.title}]`).join(" ")}`));
+    }
     return item;
   }
 

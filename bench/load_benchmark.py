@@ -62,7 +62,8 @@ class Served:
     """`kefu run` on a port of its own, timed from its start to its first answer."""
 
     def __init__(self, project: Path, port: int, workers: int, redis_url: str) -> None:
-        env = _env(project, {"REDIS_URL": redis_url, "KEFU_SERVER_TIMING": "1", "KEFU_RATE_LIMIT": "off"})
+        limits_off = {"KEFU_RATE_LIMIT": "off", "KEFU_RATE_LIMIT_CLIENT": "off"}  # every customer is 127.0.0.1
+        env = _env(project, {"REDIS_URL": redis_url, "KEFU_SERVER_TIMING": "1", **limits_off})
         command = [sys.executable, "-m", "bot.cli", "run", str(project), "--port", str(port)]
         self.url = f"http://127.0.0.1:{port}"
         started = time.perf_counter()

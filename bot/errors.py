@@ -57,14 +57,13 @@ class NluBackendError(KefuError):
 
 
 class RateLimitedError(KefuError):
-    """A sender is over the rate limit (KEFU_RATE_LIMIT): the message was refused before anything was stored."""
+    """A sender, or the network address it writes from, is over its rate limit (KEFU_RATE_LIMIT,
+    KEFU_RATE_LIMIT_CLIENT): the message was refused before anything was stored."""
 
     def __init__(self, retry_after_s: float, *, limit: str, language: str = "en") -> None:
         self.retry_after_s = retry_after_s
         self.language = language
-        super().__init__(
-            f"too many messages from this sender (the limit is {limit}); wait {self.retry_after} s and send again"
-        )
+        super().__init__(f"too many messages (the limit is {limit}); wait {self.retry_after} s and send again")
 
     @property
     def retry_after(self) -> int:

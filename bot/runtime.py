@@ -113,13 +113,15 @@ class Bot:
             return await self._failed(message, err)
 
     async def _check_rate(self, message: Message) -> None:
-        """RateLimitedError when the sender is over the rate limit: refused before anything is stored."""
-        if self.rate_limiter is None:
+        """RateLimitedError when the sender or its network address is over its rate limit: refused before
+        anything is stored."""
+        limiter = self.rate_limiter
+        if limiter is None:
             return
-        verdict = await self.rate_limiter.check(message.channel, message.sender_id)
+        verdict = await limiter.check(message.channel, message.sender_id, message.client)
         if not verdict.allowed:
             raise RateLimitedError(
-                verdict.retry_after_s, limit=str(self.rate_limiter.rule), language=detect_language(message.text)
+                verdict.retry_after_s, limit=limiter.limit(verdict.scope), language=detect_language(message.text)
             )
 
     async def operator_reply(self, conversation_id: str, operator: str, text: str) -> Reply:

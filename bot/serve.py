@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from bot.sessions.connect import EmbeddedRedis, check_reachable
 from bot.settings import Settings
 
+GRACEFUL_SHUTDOWN_S = 10
 PROJECT_ENV = "KEFU_RUN_PROJECT"  # how the supervising process tells its workers which project to serve
 
 
@@ -40,6 +41,9 @@ def serve(path: Path, settings: Settings, *, host: str, port: int, workers: int 
         # The widget's frames are a few hundred bytes: deflating them saved little on the wire and cost about
         # 0.3 ms of server CPU per turn (the load benchmark over the WebSocket).
         "ws_per_message_deflate": False,
+        # On SIGTERM, connections still open (widget sockets, a client holding a keep-alive) get this long to
+        # finish; without a bound, a stuck one kept a worker, and so `kefu run`, from ever exiting.
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
     }
     if workers == 1:
         uvicorn.run(create_app(build_runtime(project, settings), settings), **options)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -72,6 +73,11 @@ class Settings(SecretFileSettings):
     rate_limit_burst: int | None = Field(
         None, ge=1, description="Messages a user may send at once before the rate applies; default: N"
     )
+    rate_limit_client: str = Field(
+        "300/60",
+        description="Messages one network address may send, across all its conversations, on the web widget and "
+        "the REST webhook: N/SECONDS, burst N (IPv6: per /64); 0 or off: no limit",
+    )
     cors_origins: str = Field(
         "",
         description="Web pages (scheme://host[:port], comma-separated, or *) that may call the REST webhook and "
@@ -84,13 +90,13 @@ class Settings(SecretFileSettings):
         False, description="Answer HTTP turns with a Server-Timing header: each stage's milliseconds, Redis round trips"
     )
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "rate_limit_client")
     @classmethod
-    def _rate_limit_parses(cls, value: str) -> str:
+    def _rate_limit_parses(cls, value: str, info: ValidationInfo) -> str:
         try:
             parse_rate(value)
         except ValueError as err:
-            raise ValueError(f"KEFU_RATE_LIMIT: {err}") from err
+            raise ValueError(f"KEFU_{str(info.field_name).upper()}: {err}") from err
         return value.strip()
 
     @field_validator("cors_origins")
@@ -109,6 +115,11 @@ class Settings(SecretFileSettings):
     def rate_rule(self) -> RateRule | None:
         """The per-user rate limit, or None when it is off."""
         return parse_rate(self.rate_limit, self.rate_limit_burst)
+
+    @property
+    def rate_rule_client(self) -> RateRule | None:
+        """The per-address rate limit of the web channels, or None when it is off."""
+        return parse_rate(self.rate_limit_client)
 
     @property
     def cors_origin_list(self) -> tuple[str, ...]:

@@ -44,6 +44,9 @@ class Message:
     received_at: float
     attachments: tuple[str, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
+    # the network address the message came from (web channels only): for the per-address rate limit, never
+    # stored, and kept out of repr so that no log shows it
+    client: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -308,9 +308,12 @@ def build_runtime(project: Project, settings: Settings) -> Runtime:
 
 
 def rate_limiter(store: RedisSessionStore, settings: Settings) -> RateLimiter | None:
-    """The per-user limit of KEFU_RATE_LIMIT on the sessions' Redis (shared by every process), or None when off."""
-    rule = settings.rate_rule
-    return RateLimiter(store.client, rule) if rule is not None else None
+    """The per-user limit of KEFU_RATE_LIMIT and the per-address one of KEFU_RATE_LIMIT_CLIENT on the sessions'
+    Redis (shared by every process), or None when both are off."""
+    rule, per_client = settings.rate_rule, settings.rate_rule_client
+    if rule is None and per_client is None:
+        return None
+    return RateLimiter(store.client, rule, per_client=per_client)
 
 
 @dataclass(frozen=True, slots=True)

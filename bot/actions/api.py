@@ -30,6 +30,7 @@ from bot.actions.responses import ResponseRenderer
 from bot.errors import ActionError, ConfigError
 from bot.events import BotUttered, Event, Session, SlotSet
 from bot.protocols import TraceSink
+from bot.secrets import FILE_SUFFIX, secret_from_env
 from bot.types import LANGUAGE_SLOT, Domain, SlotValue
 
 log = logging.getLogger(__name__)
@@ -218,12 +219,16 @@ class ApiAction:
         return f"failed: {where}: {outcome.problem}{status} after {attempts}"
 
     def _expand(self, text: str, env: Mapping[str, str], where: str) -> str:
-        """`${VAR}` replaced by the environment's value, remembered as a secret to mask."""
+        """`${VAR}` replaced by the environment's value (or the content of the file `VAR_FILE` names), remembered
+        as a secret to mask."""
 
         def value(match: re.Match[str]) -> str:
-            found = env.get(match.group(1))
+            found = secret_from_env(match.group(1), env)
             if found is None:
-                raise ConfigError(f"{where} reads the environment variable {match.group(1)}, which is not set")
+                raise ConfigError(
+                    f"{where} reads the environment variable {match.group(1)}, which is not set (nor "
+                    f"{match.group(1)}{FILE_SUFFIX}, a file holding it)"
+                )
             if len(found) >= 4:
                 self._secrets.add(found)
             return found

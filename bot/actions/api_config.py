@@ -34,10 +34,11 @@ class ApiSpec(BaseModel):
     method: HttpMethod = Field("GET", description="HTTP method")
     url: str = Field(
         description="jinja2 template over the slots, e.g. https://api.example.com/parcels/{{ tracking_no }}; "
-        "values are URL-escaped; ${VAR} reads an environment variable"
+        "values are URL-escaped; ${VAR} reads an environment variable, or the file VAR_FILE names"
     )
     headers: dict[str, str] = Field(
-        default_factory=dict, description="Request headers; ${VAR} reads an environment variable; never logged"
+        default_factory=dict,
+        description="Request headers; ${VAR} reads an environment variable (or the file VAR_FILE names); never logged",
     )
     json_body: JsonValue = Field(
         None,

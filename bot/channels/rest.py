@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
@@ -40,7 +40,7 @@ class RestChannel:
     def routes(self, on_message: TurnHandler) -> list[BaseRoute]:
         async def webhook(request: Request) -> JSONResponse:
             try:
-                message = parse_request(await request.body())
+                message = parse_request(await request.body(), client_address(request))
             except BadRequestError as err:
                 return JSONResponse({"error": str(err)}, status_code=400)
             answer: BotAnswer = await on_message(message)
@@ -48,7 +48,7 @@ class RestChannel:
 
         async def stream(request: Request) -> Response:
             try:
-                message = parse_request(await request.body())
+                message = parse_request(await request.body(), client_address(request))
             except BadRequestError as err:
                 return JSONResponse({"error": str(err)}, status_code=400)
             events = sse_events(on_message, message)
@@ -141,8 +141,14 @@ def _sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def parse_request(body: bytes) -> Message:
-    """The Message in a REST request body, or BadRequestError saying what is wrong with it."""
+def client_address(connection: HTTPConnection) -> str:
+    """The client's address for the per-address rate limit; behind a proxy, uvicorn's --forwarded-allow-ips
+    decides whether X-Forwarded-For is believed, so it is not read here."""
+    return connection.client.host if connection.client else ""
+
+
+def parse_request(body: bytes, client: str = "") -> Message:
+    """The Message in a REST request body from the address `client`, or BadRequestError saying what is wrong."""
     data = json_object(body, '{"sender": "id", "message": "text"}')
     sender, text = data.get("sender"), data.get("message")
     if not isinstance(sender, str) or not sender.strip():
@@ -159,6 +165,7 @@ def parse_request(body: bytes) -> Message:
         text=text,
         received_at=time.time(),
         meta=metadata if isinstance(metadata, dict) else {},
+        client=client,
     )
 
 

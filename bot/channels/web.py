@@ -40,7 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from bot.assist.notify import Notifier, conversation_topic
 from bot.channels.base import TurnHandler
 from bot.channels.origins import AllowedOrigins
-from bot.channels.rest import strict_json
+from bot.channels.rest import client_address, strict_json
 from bot.channels.transcript import transcript
 from bot.errors import BadRequestError, KefuError, RateLimitedError
 from bot.events import Event, FeedbackGiven, SlotSet, UserUttered
@@ -218,7 +218,8 @@ class _Connection:
 
     async def _turn(self, message_id: str, text: str) -> Any:
         partials: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        message = Message(self._conversation, "web", self._conversation, message_id, text, time.time())
+        conversation, address = self._conversation, client_address(self._ws)
+        message = Message(conversation, "web", conversation, message_id, text, time.time(), client=address)
 
         def on_partial(reply_id: str, part: str) -> None:
             partials.put_nowait({"type": "partial", "reply_id": reply_id, "text": part})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 # A Redis that restarts or fails over within about a second goes unnoticed; one that stays away fails the turn
 # with a polite reply (redis-py's default keeps retrying for several seconds, past a channel's deadline).
 _RETRY: dict[str, Any] = {"retry": Retry(ExponentialWithJitterBackoff(base=0.02, cap=0.5), 4)}
+
+# Connections per process. A command holds one only for its round trip, so a burst beyond this (100 conversations'
+# turns at once) waits up to POOL_WAIT_S for one instead of failing as redis-py's default pool does.
+POOL_SIZE = 64
+POOL_WAIT_S = 5.0
 
 # Append-only file with fsync every second: a killed process loses at most a second, a clean stop nothing.
 _EMBEDDED_CONFIG = {"appendonly": "yes", "appendfsync": "everysec"}
@@ -77,7 +82,7 @@ def client_for_url(url: str) -> aioredis.Redis:
     try:
         if cluster:  # the cluster client speaks the same commands; it is typed apart only by redis-py
             return CountingRedisCluster.from_url(f"{scheme}://{rest}", decode_responses=True, **_RETRY)  # type: ignore[return-value]
-        return CountingRedis.from_url(url, decode_responses=True, **_RETRY)
+        return _pooled(url)
     except (ValueError, IndexError) as err:
         raise SessionStoreError(
             f"REDIS_URL {describe_url(url)!r} is not a Redis URL: {err}. Use redis://host:6379/0, "
@@ -86,7 +91,16 @@ def client_for_url(url: str) -> aioredis.Redis:
 
 
 def client_for_socket(socket_path: str) -> aioredis.Redis:
-    return CountingRedis(unix_socket_path=socket_path, decode_responses=True, **_RETRY)
+    return _pooled(f"unix://{quote(socket_path)}")
+
+
+def _pooled(url: str) -> aioredis.Redis:
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_S, decode_responses=True, **_RETRY
+    )
+    client = CountingRedis(connection_pool=pool)
+    client.auto_close_connection_pool = True  # the client owns its pool: closing one closes the other
+    return client
 
 
 async def check_reachable(url: str) -> None:

@@ -223,6 +223,24 @@ async def test_a_secret_in_the_url_is_masked_in_logs_and_slots_cannot_reach_it(a
     assert "key=***" in caplog.text and key not in caplog.text and key not in detail
 
 
+async def test_a_header_secret_can_come_from_a_file_and_a_bad_one_stops_the_start(api_server, clients, tmp_path):
+    base, api = api_server
+    secret = tmp_path / "parcel-token"
+    secret.write_text(TOKEN + "\n", encoding="utf-8")  # as `echo` writes it
+    spec = ApiSpec.model_validate(
+        {"url": f"{base}/parcels/1", "headers": {"Authorization": "Bearer ${PARCEL_API_TOKEN}"}}
+    )
+    track = ApiAction("action_track_parcel", spec, ResponseRenderer(DOMAIN), clients=clients,
+                      environ={"PARCEL_API_TOKEN_FILE": str(secret)})  # fmt: skip
+    _, detail = await run(track, session())
+    assert api.received[-1][2] == f"Bearer {TOKEN}" and detail.endswith("HTTP 200 after 1 attempt")
+    with pytest.raises(ConfigError, match=r"PARCEL_API_TOKEN_FILE=.*: cannot read the secret file"):
+        ApiAction("a", spec, ResponseRenderer(DOMAIN), clients=clients, environ={"PARCEL_API_TOKEN_FILE": "/no/such"})
+    both = {"PARCEL_API_TOKEN": TOKEN, "PARCEL_API_TOKEN_FILE": str(secret)}
+    with pytest.raises(ConfigError, match=r"PARCEL_API_TOKEN and PARCEL_API_TOKEN_FILE are both set"):
+        ApiAction("a", spec, ResponseRenderer(DOMAIN), clients=clients, environ=both)
+
+
 async def test_a_flaky_api_is_retried_until_it_answers(api_server, clients) -> None:
     base, api = api_server
     flaky = action(base, clients, url=f"{base}/flaky/a", retries=2, slots={"parcel_status": "data.status"})

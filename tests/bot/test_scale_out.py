@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import threading
 import uuid
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import websockets
 
 from bot.events import BotUttered, Event, UserUttered
 from bot.sessions.connect import EmbeddedRedis, client_for_url
@@ -162,5 +164,19 @@ def test_kefu_run_with_workers_serves_one_conversation_from_any_worker(server_da
             assert reply.status_code == 200 and reply.json()[0]["text"]
         workers = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
         assert len(workers) >= 2
+        asyncio.run(_stop_with_widgets_open(server, 20))
+        assert server.process.returncode == 0
     finally:
-        server.stop()
+        if server.process.poll() is None:
+            server.stop()
+
+
+async def _stop_with_widgets_open(server: Server, count: int) -> None:
+    """SIGTERM while customers' widget sockets are open: the workers close them and the process exits."""
+    sockets = [await websockets.connect(server.url.replace("http", "ws") + "/ws") for _ in range(count)]
+    for socket in sockets:
+        await socket.send(json.dumps({"type": "hello", "conversation_id": None, "after": -1}))
+        assert json.loads(await socket.recv())["type"] == "welcome"
+    await asyncio.to_thread(server.stop)
+    for socket in sockets:
+        await socket.close()

@@ -5,6 +5,7 @@ customer-facing APIs and the widget's socket, request body limits, and secrets f
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import logging
 import time
 import uuid
@@ -118,7 +119,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
 @pytest.fixture
 def app(project: Project, redis_target: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
-    """`app(**settings)`: a started app (lifespan run) with the admin token, an API key and WeChat and WeCom on."""
+    """`app(address, **settings)`: a started app (lifespan run) with the admin token, an API key and WeChat and
+    WeCom on, its requests coming from `address`."""
     for name, value in {
         "KEFU_API_KEYS": API_KEY, "KEFU_WECHAT_TOKEN": WECHAT_TOKEN, "KEFU_WECOM_TOKEN": WECOM_TOKEN,
         "KEFU_WECOM_AES_KEY": AES_KEY, "KEFU_WECOM_CORP_ID": "ww-test-corp",
@@ -127,10 +129,11 @@ def app(project: Project, redis_target: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("KEFU_OPERATORS", raising=False)
     started: list[TestClient] = []
 
-    def make(**overrides: Any) -> TestClient:
-        fields: dict[str, Any] = {"admin_token": ADMIN_TOKEN, "rate_limit": "off"} | overrides
-        settings = Settings(data_dir=project.data_dir, redis_url=redis_target, **fields)
-        client = TestClient(create_app(build_runtime(project, settings), settings), base_url=BASE)
+    def make(address: str = "testclient", **overrides: Any) -> TestClient:
+        fields: dict[str, Any] = {"admin_token": ADMIN_TOKEN, "rate_limit": "off", "rate_limit_client": "off"}
+        settings = Settings(data_dir=project.data_dir, redis_url=redis_target, **(fields | overrides))
+        app = create_app(build_runtime(project, settings), settings)
+        client = TestClient(app, base_url=BASE, client=(address, 50000))
         started.append(client.__enter__())
         return client
 
@@ -260,10 +263,37 @@ def test_wechat_users_over_the_limit_get_a_polite_reply_in_their_language(app: A
     assert "seconds" in wechat_post(client, user, "hello", "1003")
 
 
+def test_one_address_rotating_senders_gets_429_on_the_rest_webhook_and_the_widget(app: App) -> None:
+    address = ipaddress.IPv6Address((0x20010DB8 << 96) + (uuid.uuid4().int % 2**32 << 64) + 1)  # a /64 of its own
+    client = app(str(address), rate_limit_client="3/60")  # the per-sender limit is off
+    senders = [f"rotating-{uuid.uuid4().hex[:10]}" for _ in range(4)]
+    for sender in senders[:3]:
+        assert client.post("/webhooks/rest/webhook", json={"sender": sender, "message": "hello"}).status_code == 200
+    refused = client.post("/webhooks/rest/webhook", json={"sender": senders[3], "message": "hello"})
+    retry_after(refused)
+    assert "from one network address" in refused.json()["error"]
+    api = f"/api/v1/conversations/{senders[3]}/messages"  # callers with a key are servers: limited per conversation
+    assert client.post(api, json={"text": "hello"}, headers={"X-API-Key": API_KEY}).status_code == 200
+    with client.websocket_connect("/ws") as socket:
+        socket.send_json({"type": "hello", "conversation_id": None, "after": -1})
+        assert socket.receive_json()["type"] == "welcome"
+        socket.receive_json()  # the (empty) transcript
+        socket.send_json({"type": "message", "id": "m0", "text": "hello"})
+        frames = [socket.receive_json()]
+        while frames[-1]["type"] != "done":
+            frames.append(socket.receive_json())
+    [error] = [frame for frame in frames if frame["type"] == "error"]
+    assert error["id"] == "m0" and 1 <= error["retry_after"] <= 20
+
+
 async def test_the_limiter_is_wired_only_when_a_limit_is_set(project: Project, redis_target: str) -> None:
-    for rate, wired in (("off", False), ("0", False), ("30/60", True)):
-        runtime = build_runtime(project, Settings(data_dir=project.data_dir, redis_url=redis_target, rate_limit=rate))
-        assert isinstance(runtime.bot.rate_limiter, RateLimiter) is wired, rate
+    cases = (("off", "off", False), ("0", "0", False), ("30/60", "off", True), ("off", "300/60", True))
+    for rate, per_client, wired in cases:
+        settings = Settings(
+            data_dir=project.data_dir, redis_url=redis_target, rate_limit=rate, rate_limit_client=per_client
+        )
+        runtime = build_runtime(project, settings)
+        assert isinstance(runtime.bot.rate_limiter, RateLimiter) is wired, (rate, per_client)
         await runtime.aclose()
 
 

@@ -42,8 +42,8 @@ from bot.sessions.connect import EmbeddedRedis, client_for_socket  # noqa: E402
 def prepare(work: Path, features: str) -> Path:
     """The shop without its generator, trained (training is skipped when nothing changed)."""
     project = work / f"shop-{features}"
-    if not project.exists():
-        shutil.copytree(REPO / "examples" / "shop", project, ignore=shutil.ignore_patterns(".kefu"))
+    # the shop as it is now (training below is skipped when nothing it learns from changed)
+    shutil.copytree(REPO / "examples" / "shop", project, ignore=shutil.ignore_patterns(".kefu"), dirs_exist_ok=True)
     config = yaml.safe_load((REPO / "examples" / "shop" / "kefu.yml").read_text(encoding="utf-8"))
     config["generator"] = {"backend": "none"}
     config["nlu"]["dense_embedder"] = features

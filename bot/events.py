@@ -332,23 +332,27 @@ class SessionState:
     turns: int = 0
 
     def apply(self, event: Event) -> SessionState:
-        changes: dict[str, Any] = {"last_activity": max(self.last_activity, event.timestamp)}
+        # Built field by field: every policy replays the session's events, and dataclasses.replace costs several
+        # times a constructor call.
+        slots, form, handed_off, reason = self.slots, self.active_form, self.handed_off, self.handoff_reason
+        number, turns = self.session_number, self.turns
         match event:
             case SessionStarted():
-                changes["session_number"] = self.session_number + 1
+                number += 1
             case UserUttered():
-                changes["turns"] = self.turns + 1
+                turns += 1
             case SlotSet(name=name, value=value):
-                changes["slots"] = {**self.slots, name: value}
+                slots = {**slots, name: value}
             case FormActivated(name=name):
-                changes["active_form"] = name
+                form = name
             case FormCompleted():
-                changes["active_form"] = None
-            case HandedOff(reason=reason):
-                changes.update(handed_off=True, handoff_reason=reason)
+                form = None
+            case HandedOff(reason=why):
+                handed_off, reason = True, why
             case HandedBack():
-                changes.update(handed_off=False, handoff_reason="")
-        return dataclasses.replace(self, **changes)
+                handed_off, reason = False, ""
+        last = max(self.last_activity, event.timestamp)
+        return SessionState(slots, form, handed_off, reason, last, number, turns)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}

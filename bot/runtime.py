@@ -15,6 +15,7 @@ from bot.events import (
     BotUttered,
     FeedbackGiven,
     HandedBack,
+    HandedOff,
     OperatorMessage,
     Session,
     SuggestionRated,
@@ -167,8 +168,8 @@ class Bot:
             return await self._turn(message, None)  # what was streamed stands; the retry's reply replaces it
 
     async def _turn(self, message: Message, on_partial: PartialSink | None) -> BotAnswer:
-        async with self.store.lock(message.conversation_id) as token:
-            session = await self.store.load(message.conversation_id)
+        async with self.store.hold(message.conversation_id) as held:
+            session = held.session
             if _delivered_before(session, message):
                 return BotAnswer((), None, duplicate=True)
             result = await run_turn(self.parts, session, message, on_partial=on_partial)
@@ -177,7 +178,10 @@ class Bot:
                 turn = await self.handoffs.before_commit(turn, message)
                 added = turn.new_events[len(result.session.new_events) :]
                 replies += tuple(reply_of(e, result.trace.trace_id) for e in added if isinstance(e, BotUttered))
-            await self.store.commit(turn, token)
+            if any(isinstance(e, HandedOff) for e in turn.new_events):  # its ticket is queued under the lock
+                await self.store.commit(turn, held.token)
+            else:
+                await self.store.commit_and_release(held, turn)
             if self.handoffs is not None:
                 await self.handoffs.after_commit(turn)
         if self.parts.recommend is not None:

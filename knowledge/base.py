@@ -151,6 +151,15 @@ class KnowledgeBase:
         self._current()
         return self._reloads
 
+    def inline(self, query: str) -> bool:
+        """Whether retrieving `query` is cheap and free of I/O, so a turn may run it on the event loop: the
+        embedder is a table lookup, or has the query's embedding cached (the NLU embedded the same text)."""
+        embedder = self.embedder
+        if getattr(embedder, "inline", False):
+            return True
+        cached = getattr(embedder, "cached", None)
+        return bool(cached(query)) if callable(cached) else False
+
     def retrieve(
         self,
         query: str,

@@ -19,6 +19,23 @@ class _Candidate:
     story: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Indexed:
+    """A rule with what matching needs precomputed: its intent and action steps, and where each can end a match."""
+
+    rule: Story
+    steps: tuple[StoryStep, ...]
+    ends: Mapping[tuple[str, str], tuple[int, ...]]  # (kind, name) -> each `end` whose step steps[end - 1] it is
+
+    @classmethod
+    def of(cls, rule: Story) -> _Indexed:
+        steps = tuple(s for s in rule.steps if s.kind in ("intent", "action"))
+        ends: dict[tuple[str, str], list[int]] = {}
+        for end, step in enumerate(steps, start=1):
+            ends.setdefault((step.kind, step.name or ""), []).append(end)
+        return cls(rule, steps, {key: tuple(found) for key, found in ends.items()})
+
+
 class RulePolicy:
     """Predicts the next step of a rule whose steps so far are the latest steps of the session."""
 
@@ -27,14 +44,20 @@ class RulePolicy:
     ) -> None:
         self.name = name
         self.priority = priority
-        self._rules = tuple(rules)
+        self._rules = tuple(_Indexed.of(rule) for rule in rules)
         self._windows = windows  # stories: any stretch of a story may match, not only its beginning
 
     def decide(self, session: Session, domain: Domain) -> PolicyDecision | None:
         items = trail(session.events)
+        if not items:
+            return None
+        last = (items[-1].kind, items[-1].name)
         best: _Candidate | None = None
-        for rule in self._rules:
-            candidate = _predict(rule, items, session.state, self._windows)
+        for indexed in self._rules:
+            ends = indexed.ends.get(last)
+            if not ends:  # no step of it is the session's latest: nothing of it can match
+                continue
+            candidate = _predict(indexed, ends, items, session.state, self._windows)
             if candidate is not None and (best is None or candidate.matched > best.matched):
                 best = candidate
         if best is None:
@@ -47,41 +70,52 @@ class RulePolicy:
         )
 
 
-def _predict(rule: Story, items: list[TrailItem], now: SessionState, windows: bool) -> _Candidate | None:
-    steps = [s for s in rule.steps if s.kind in ("intent", "action")]
+def _predict(
+    indexed: _Indexed, ends: Sequence[int], items: Sequence[TrailItem], now: SessionState, windows: bool
+) -> _Candidate | None:
+    """The longest stretch of the rule that ends the session and predicts a next step; on a tie, the earliest.
+    Only stretches ending at a step like the session's latest (`ends`) can match."""
+    rule, steps = indexed.rule, indexed.steps
     best: _Candidate | None = None
-    for start in range(len(steps) if windows else 1):
-        for end in range(start + 1, len(steps) + 1):
-            matched = end - start
-            if best is not None and matched <= best.matched:
-                continue
-            if not _tail_matches(steps[start:end], items, rule.conversation_start and start == 0):
-                continue
-            if start == 0 and not _conditions_hold(rule.conditions, items[-matched]):
-                continue
-            if not _inline_checks_hold(rule.steps, steps[end - 1], now):
-                continue
-            action = _next_action(rule, steps, end)
-            if action is not None:
-                best = _Candidate(action, matched, rule.name)
+    for end in ends:
+        action = _next_action(rule, steps, end)
+        if action is None or not _inline_checks_hold(rule.steps, steps[end - 1], now):
+            continue
+        longest = _matching_tail(steps, end, items)
+        matched = _usable_length(rule, longest, end, items, windows)
+        if matched and (best is None or matched > best.matched):
+            best = _Candidate(action, matched, rule.name)
     return best
 
 
-def _next_action(rule: Story, steps: list[StoryStep], end: int) -> str | None:
+def _matching_tail(steps: Sequence[StoryStep], end: int, items: Sequence[TrailItem]) -> int:
+    """How many steps up to `end` equal the session's latest items, one for one."""
+    length = 0
+    while length < end and length < len(items):
+        step, item = steps[end - 1 - length], items[-1 - length]
+        if step.kind != item.kind or step.name != item.name:
+            break
+        length += 1
+    return length
+
+
+def _usable_length(rule: Story, longest: int, end: int, items: Sequence[TrailItem], windows: bool) -> int:
+    """The longest match allowed: from the rule's start only when its conditions hold (and, for a conversation
+    start, when the session has nothing before); any stretch when matching windows of stories; 0 for none."""
+    if longest == end:  # the stretch reaches the rule's first step
+        at_start_ok = not rule.conversation_start or len(items) == end
+        if at_start_ok and _conditions_hold(rule.conditions, items[-end]):
+            return end
+        return end - 1 if windows else 0
+    return longest if windows else 0
+
+
+def _next_action(rule: Story, steps: Sequence[StoryStep], end: int) -> str | None:
     if end < len(steps):
         return str(steps[end].name) if steps[end].kind == "action" else ACTION_LISTEN
     if steps[-1].kind == "action" and rule.wait_for_user_input:
         return ACTION_LISTEN
     return None
-
-
-def _tail_matches(prefix: list[StoryStep], items: list[TrailItem], at_start: bool) -> bool:
-    if len(prefix) > len(items):
-        return False
-    tail = items[len(items) - len(prefix) :]
-    if at_start and len(items) != len(prefix):
-        return False
-    return all(step.kind == item.kind and step.name == item.name for step, item in zip(prefix, tail, strict=True))
 
 
 def _conditions_hold(conditions: tuple[StoryStep, ...], first: TrailItem) -> bool:

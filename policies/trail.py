@@ -18,8 +18,25 @@ class TrailItem:
     active_during: str | None  # the form active before this step, or the form this action activated
 
 
-def trail(events: tuple[Event, ...]) -> list[TrailItem]:
-    """The intents and actions of the session, oldest first (action_listen left out)."""
+_last: tuple[tuple[Event, ...], tuple[TrailItem, ...]] | None = None
+
+
+def trail(events: tuple[Event, ...]) -> tuple[TrailItem, ...]:
+    """The intents and actions of the session, oldest first (action_listen left out).
+
+    The latest session's trail is kept: the ensemble asks every policy about the same session in turn, and the
+    replay is a large part of a decision. Sessions are immutable, so the same events tuple has the same trail.
+    """
+    global _last
+    last = _last
+    if last is not None and last[0] is events:
+        return last[1]
+    items = _replay(events)
+    _last = (events, items)
+    return items
+
+
+def _replay(events: tuple[Event, ...]) -> tuple[TrailItem, ...]:
     items: list[TrailItem] = []
     state = SessionState()
     for event in events:
@@ -31,4 +48,4 @@ def trail(events: tuple[Event, ...]) -> list[TrailItem]:
             last = items[-1]
             items[-1] = TrailItem(last.kind, last.name, last.before, event.name)
         state = state.apply(event)
-    return items
+    return tuple(items)

@@ -62,6 +62,11 @@ class E5Embedder:
             vectors = model.query(safe) if query else model.passage(safe)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
+    def cached(self, text: str) -> bool:
+        """Whether the query embedding of `text` is in the cache (embedding it costs nothing then)."""
+        with self._cache_lock:
+            return text in self._cache
+
     def embed_queries(self, texts: Sequence[str]) -> Vectors:
         """Query embeddings, shape (len(texts), 384); repeated texts come from the cache."""
         texts = list(texts)

@@ -3,8 +3,8 @@
 Keys carry a hash tag so one conversation stays in one Redis Cluster slot:
 `kefu:{cid}:events` (list: one element per commit, its events deflated together, see `event_batches`; plain
 JSON events of older versions still read), `kefu:{cid}:state` (hash: the derived state, deflated; `start`, the
-element where the current session starts; `version`, the element count), `kefu:{cid}:lock`. Load is one
-script call, commit is one atomic script call.
+element where the current session starts; `version`, the element count), `kefu:{cid}:lock`. A turn costs two
+round trips: one script takes the lock and loads the session, one atomic script commits and releases the lock.
 """
 
 from __future__ import annotations
@@ -37,6 +37,15 @@ local events = redis.call('LRANGE', KEYS[1], start, -1)
 return {start, state or '', events}
 """
 
+# A turn's first round trip: take the lock (KEYS[3]; ARGV[1] the token, ARGV[2] its TTL in ms) and, when it was
+# free, load as _LOAD does; nil while another turn holds it.
+_LOCK_AND_LOAD = (
+    """
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+"""
+    + _LOAD
+)
+
 # Refuses a commit whose lock expired or whose session view is stale; otherwise appends the commit's element
 # and updates the state. A start of -1 keeps the stored one (the session began in an earlier commit).
 _COMMIT = """
@@ -46,6 +55,7 @@ local n = redis.call('RPUSH', KEYS[1], ARGV[5])
 local start = ARGV[4]
 if start == '-1' then start = redis.call('HGET', KEYS[2], 'start') or '0' end
 redis.call('HSET', KEYS[2], 'state', ARGV[3], 'start', start, 'version', n)
+if ARGV[6] == '1' then redis.call('DEL', KEYS[3]) end
 return n
 """
 _KEEP_START = -1
@@ -102,6 +112,15 @@ class StoreOptions:
     carry_over_slots: bool | tuple[str, ...] = True  # all, none, or these slots
 
 
+@dataclass(slots=True)
+class Held:
+    """A conversation's lock held for one turn, and its session as loaded under it."""
+
+    token: str
+    session: Session
+    released: bool = False  # by `commit_and_release`
+
+
 class RedisSessionStore:
     """The `SessionStore` of the design, over any Redis (embedded, single server or cluster)."""
 
@@ -118,6 +137,7 @@ class RedisSessionStore:
         self._clock = clock
         self._describe = describe
         self._load_script = client.register_script(_LOAD)
+        self._lock_and_load_script = client.register_script(_LOCK_AND_LOAD)
         self._commit_script = client.register_script(_COMMIT)
         self._unlock_script = client.register_script(_UNLOCK)
         self._extend_script = client.register_script(_EXTEND)
@@ -128,6 +148,30 @@ class RedisSessionStore:
         return self._redis
 
     @asynccontextmanager
+    async def hold(self, conversation_id: str) -> AsyncIterator[Held]:
+        """Take the conversation's lock and load its session, one round trip per try (a turn then commits and
+        releases in one more: `commit_and_release`); waits at most `lock_wait_s`, then raises LockTimeoutError.
+        The lock goes back when the block ends, if the commit did not give it back."""
+        lock_key = keys(conversation_id)[2]
+        token = secrets.token_hex(16)
+        script_keys = [*keys(conversation_id)]
+        args = [token, self._options.lock_ttl_ms]
+        deadline = time.monotonic() + self._options.lock_wait_s
+        delay = 0.002
+        while (loaded := await self._call(self._run_raw(self._lock_and_load_script, script_keys, args))) is None:
+            self._wait_or_give_up(conversation_id, deadline)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
+        held = Held(token, self._session_of(conversation_id, *loaded))
+        keeper = asyncio.create_task(self._keep_locked(lock_key, token))
+        try:
+            yield held
+        finally:
+            keeper.cancel()
+            if not held.released:
+                await self._call(self._unlock_script(keys=[lock_key], args=[token]))
+
+    @asynccontextmanager
     async def lock(self, conversation_id: str) -> AsyncIterator[str]:
         """Hold the conversation's lock; waits at most `lock_wait_s`, then raises LockTimeoutError."""
         lock_key = keys(conversation_id)[2]
@@ -135,11 +179,7 @@ class RedisSessionStore:
         deadline = time.monotonic() + self._options.lock_wait_s
         delay = 0.002
         while not await self._call(self._redis.set(lock_key, token, nx=True, px=self._options.lock_ttl_ms)):
-            if time.monotonic() >= deadline:
-                raise LockTimeoutError(
-                    f"conversation {conversation_id!r} stayed locked for {self._options.lock_wait_s:.0f}s; "
-                    "another turn is still running or a worker died holding it (the lock expires by itself)"
-                )
+            self._wait_or_give_up(conversation_id, deadline)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.05)
         keeper = asyncio.create_task(self._keep_locked(lock_key, token))
@@ -148,6 +188,13 @@ class RedisSessionStore:
         finally:
             keeper.cancel()
             await self._call(self._unlock_script(keys=[lock_key], args=[token]))
+
+    def _wait_or_give_up(self, conversation_id: str, deadline: float) -> None:
+        if time.monotonic() >= deadline:
+            raise LockTimeoutError(
+                f"conversation {conversation_id!r} stayed locked for {self._options.lock_wait_s:.0f}s; "
+                "another turn is still running or a worker died holding it (the lock expires by itself)"
+            )
 
     async def _keep_locked(self, lock_key: str, token: str) -> None:
         """Extend the lock while its turn runs (a generated answer may take longer than the TTL); a process
@@ -164,7 +211,10 @@ class RedisSessionStore:
     async def load(self, conversation_id: str) -> Session:
         """The conversation's current session; starts a new one after inactivity (old events stay archived)."""
         events_key, state_key, _ = keys(conversation_id)
-        start, raw_state, elements = await self._call(self._run_raw(self._load_script, [events_key, state_key]))
+        loaded = await self._call(self._run_raw(self._load_script, [events_key, state_key]))
+        return self._session_of(conversation_id, *loaded)
+
+    def _session_of(self, conversation_id: str, start: int, raw_state: bytes, elements: Sequence[bytes]) -> Session:
         version = int(start) + len(elements)  # elements, one per commit
         events = tuple(_events_of(conversation_id, elements))
         state = decode_state(raw_state) if raw_state else _replay(events)
@@ -177,8 +227,17 @@ class RedisSessionStore:
         fresh = Session(conversation_id, (), SessionState(session_number=state.session_number), version)
         return fresh.with_events(_session_start(now, carried))
 
-    async def commit(self, session: Session, lock_token: str) -> Session:
-        """Append the turn's new events, as one element, and the derived state in one atomic step."""
+    async def commit_and_release(self, held: Held, session: Session) -> Session:
+        """`commit`, giving the lock back in the same round trip."""
+        if not session.new_events:
+            return session
+        committed = await self.commit(session, held.token, release=True)
+        held.released = True
+        return committed
+
+    async def commit(self, session: Session, lock_token: str, *, release: bool = False) -> Session:
+        """Append the turn's new events, as one element, and the derived state in one atomic step; `release`
+        also deletes the lock (see `commit_and_release`)."""
         if not session.new_events:
             return session
         events_key, state_key, lock_key = keys(session.conversation_id)
@@ -190,6 +249,7 @@ class RedisSessionStore:
             encode_state(session.state),
             session.version if fresh else _KEEP_START,
             encode_batch(session.new_events),
+            1 if release else 0,
         ]
         try:
             version = await self._redis_call_commit(events_key, state_key, lock_key, args)
@@ -219,10 +279,10 @@ class RedisSessionStore:
     async def _all_elements(self, events_key: str) -> Any:
         return await self._raw("LRANGE", events_key, 0, -1)
 
-    async def _run_raw(self, script: AsyncScript, script_keys: list[str]) -> Any:
+    async def _run_raw(self, script: AsyncScript, script_keys: list[str], args: Sequence[Any] = ()) -> Any:
         """Run a registered script with its reply undecoded, loading it first into a Redis that does not know it
         yet (as `AsyncScript.__call__` does)."""
-        command = ("EVALSHA", script.sha, len(script_keys), *script_keys)
+        command = ("EVALSHA", script.sha, len(script_keys), *script_keys, *args)
         try:
             return await self._raw(*command)
         except NoScriptError:

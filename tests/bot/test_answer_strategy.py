@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import ClassVar
 
 import pytest
 
@@ -176,6 +177,24 @@ async def test_generation_runs_off_the_event_loop() -> None:
     await task
     assert len(ticks) >= 10  # ~0.4 s of generation; a blocked loop would have ticked once
     assert threading.active_count() >= 1
+
+
+@pytest.mark.parametrize("cheap", [True, False])
+async def test_a_cheap_search_runs_on_the_event_loop_and_another_in_a_thread(cheap: bool) -> None:
+    class Watched(Facts):
+        threads: ClassVar[list[int]] = []
+
+        def inline(self, query: str) -> bool:
+            return cheap
+
+        def retrieve(self, query, **kwargs):
+            self.threads.append(threading.get_ident())
+            return super().retrieve(query, **kwargs)
+
+    retriever = Watched(EXPRESS)
+    answer = AnswerAction(retriever, None, ResponseRenderer(Domain(())), AnswerOptions(min_score=0.8))
+    said = await answer.run(ask("How fast is express?"), Domain(()), TraceRecorder("a"))
+    assert said and (retriever.threads == [threading.get_ident()]) is cheap
 
 
 def test_prompt_fits_the_token_budget_dropping_old_turns_then_weak_facts() -> None:

@@ -274,3 +274,16 @@ def test_only_the_best_hit_is_exact(e5_base: KnowledgeBase) -> None:
 def test_same_question_is_exact(e5_base: KnowledgeBase) -> None:
     (fact,) = e5_base.retrieve("退款多久到账？", top_k=1, language="zh")
     assert (fact.id, fact.exact) == ("refund_zh", True)
+
+
+def test_retrieval_is_inline_once_the_querys_embedding_is_cached(faq_folder: Path) -> None:
+    """What lets a turn search on the event loop: the NLU embedded the same text, so no model runs."""
+    from bot.nlu.embedder import E5Embedder  # the serving embedder, with its query cache
+
+    base = base_of(faq_folder, E5Embedder(cache_size=8))
+    base.warm_up()
+    question = "How fast is express shipping?"
+    assert not base.inline(question)
+    first = base.retrieve(question, top_k=2)
+    assert base.inline(question) and base.retrieve(question, top_k=2) == first
+    assert base_of(faq_folder, HashingEmbedder()).inline(question) is False  # no cache, no table: a thread

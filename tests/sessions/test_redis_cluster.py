@@ -87,12 +87,12 @@ async def test_two_processes_take_turns_on_one_conversation_and_lose_nothing(
 async def test_a_turn_costs_the_same_round_trips_on_a_cluster(clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:
     store = RedisSessionStore(clients[0])
     cid = f"web:trips-{time.time_ns()}"
-    async with store.lock(cid) as token:  # the first call loads the scripts on the node
-        await store.commit((await store.load(cid)).with_events([UserUttered(text="hi")]), token)
+    async with store.hold(cid) as held:  # the first call loads the scripts on the node
+        await store.commit_and_release(held, held.session.with_events([UserUttered(text="hi")]))
     with counting_round_trips() as trips:
-        async with store.lock(cid) as token:
-            await store.commit((await store.load(cid)).with_events([UserUttered(text="again")]), token)
-    assert trips.count == 4  # lock, load, commit, unlock
+        async with store.hold(cid) as held:
+            await store.commit_and_release(held, held.session.with_events([UserUttered(text="again")]))
+    assert trips.count == 2  # lock and load, commit and unlock
 
 
 async def test_handoff_queue_and_notices_work_across_nodes(clients: tuple[aioredis.Redis, aioredis.Redis]) -> None:

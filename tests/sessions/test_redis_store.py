@@ -287,6 +287,51 @@ async def test_a_turn_is_one_round_trip_to_load_and_one_to_commit(redis_client: 
     assert (loading.count, committing.count) == (1, 1)
 
 
+async def test_a_held_turn_is_one_round_trip_to_lock_and_load_and_one_to_commit_and_release(
+    redis_client: aioredis.Redis,
+) -> None:
+    store = RedisSessionStore(redis_client)
+    conversation = cid()
+    await say(store, conversation, UserUttered(text="warm"))
+    async with store.hold(conversation):  # the script is loaded into Redis once
+        pass
+    with counting_round_trips() as trips:
+        async with store.hold(conversation) as held:
+            assert [e.text for e in held.session.events if isinstance(e, UserUttered)] == ["warm"]
+            await store.commit_and_release(held, held.session.with_events([UserUttered(text="hi")]))
+            released = await redis_client.exists(keys(conversation)[2]) == 0
+    assert trips.count == 3 and released  # lock and load, commit and release, and the test's own EXISTS
+    async with store.hold(conversation) as held:  # nothing to commit: the block's end releases it
+        assert await store.commit_and_release(held, held.session) is held.session
+        assert await redis_client.exists(keys(conversation)[2]) == 1
+    assert await redis_client.exists(keys(conversation)[2]) == 0
+    assert [e.text for e in await store.history(conversation) if isinstance(e, UserUttered)] == ["warm", "hi"]
+
+
+async def test_a_held_conversation_waits_for_the_holder_and_then_sees_its_commit(redis_client: aioredis.Redis) -> None:
+    store = RedisSessionStore(redis_client, StoreOptions(lock_wait_s=5))
+    conversation = cid()
+    order: list[str] = []
+
+    async def second() -> None:
+        async with store.hold(conversation) as held:
+            order.append("second holds")
+            assert [e.text for e in held.session.events if isinstance(e, UserUttered)] == ["first"]
+
+    async with store.hold(conversation) as held:
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0.05)
+        order.append("first commits")
+        await store.commit_and_release(held, held.session.with_events([UserUttered(text="first")]))
+    await waiting
+    assert order == ["first commits", "second holds"]
+    short = RedisSessionStore(redis_client, StoreOptions(lock_wait_s=0.1))
+    async with store.hold(conversation):
+        with pytest.raises(LockTimeoutError, match="stayed locked"):
+            async with short.hold(conversation):
+                pass
+
+
 async def test_a_ten_turn_shop_conversation_takes_under_4_kb_of_redis(redis_client: aioredis.Redis) -> None:
     store = RedisSessionStore(redis_client, StoreOptions(expiration_s=0))
     conversation = cid()

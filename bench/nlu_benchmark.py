@@ -35,8 +35,7 @@ from bot.nlu.embedder import E5Embedder
 from bot.nlu.evaluation import evaluate_predictions
 from bot.nlu.pipeline import TrainedNlu, train_nlu
 from bot.nlu.report import write_report
-from bot.nlu.static_embedder import StaticEmbedder
-from bot.nlu.static_training import static_embedder_for
+from bot.nlu.static_embedder import StaticEmbedder, static_embedder_for
 from bot.types import NluResult
 
 HERE = Path(__file__).resolve().parent

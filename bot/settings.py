@@ -153,13 +153,6 @@ class NluConfig(_Section):
         description="`dense_embedder: static`: the most frequent pieces to distil, besides those of the training "
         "examples (about 7 ms per piece, once)",
     )
-    static_tuning_epochs: int = Field(
-        3,
-        ge=0,
-        le=100,
-        description="`dense_embedder: static`: passes fitting the table to e5's embeddings of the training examples "
-        "(0: the distilled table as it is)",
-    )
     epochs: int = Field(40, ge=1, le=1000)
     seed: int = 0
     calibrate: bool = Field(True, description="Hold out a tenth of the data to calibrate confidences")

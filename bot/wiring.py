@@ -38,7 +38,7 @@ from bot.nlu.extractors import RULE_DIMENSIONS
 from bot.nlu.network import NetworkConfig
 from bot.nlu.pipeline import TrainedNlu, TrainReport, needs_training, train_nlu
 from bot.nlu.rasa_http import RasaHttpNlu
-from bot.nlu.static_training import static_embedder_for
+from bot.nlu.static_embedder import static_embedder_for
 from bot.project.loader import ProjectFiles, load_project
 from bot.project.validate import validate
 from bot.protocols import Action, DecodingParams, Embedder, Generator, Policy
@@ -248,12 +248,7 @@ def nlu_embedder(
         return teacher
     texts = [example.text for example in project.files.nlu.examples] if distill else None
     return static_embedder_for(
-        project.static_e5_dir,
-        teacher=teacher,
-        top_k=nlu.static_vocabulary,
-        texts=texts,
-        tuning_epochs=nlu.static_tuning_epochs,
-        progress=progress,
+        project.static_e5_dir, teacher=teacher, top_k=nlu.static_vocabulary, texts=texts, progress=progress
     )
 
 

@@ -2,8 +2,7 @@
 embedding is a mean of table rows (well under a millisecond) instead of a transformer pass (10-16 ms).
 
 Distillation embeds each selected piece's text with the teacher, reduces the vectors with PCA and weights each
-row by a/(a + p), p the piece's unigram probability (SIF: frequent pieces say little); `bot.nlu.static_tuning`
-then fits the rows to the teacher's embeddings of the training texts. Tables are an `.npz`
+row by a/(a + p), p the piece's unigram probability (SIF: frequent pieces say little). Tables are an `.npz`
 (no pickle) and a `meta.json`; the embedder's name carries the table's digest, so an NLU trained over one table
 refuses another.
 """
@@ -53,13 +52,6 @@ class StaticTable:
     teacher: str
     top_k: int | None  # the pieces were the top_k by score plus those of some texts; None: chosen otherwise
     sif_coefficient: float = SIF_COEFFICIENT
-    distilled: Floats | None = None  # the rows before tuning, when `vectors` were tuned
-    tuning: str | None = None  # `static_tuning.tuning_key` of the tuning, None: not tuned
-
-    @property
-    def base(self) -> Floats:
-        """The distilled rows, which tuning starts from."""
-        return self.vectors if self.distilled is None else self.distilled
 
     @property
     def dim(self) -> int:
@@ -81,7 +73,6 @@ class StaticTable:
             "pieces": len(self.piece_ids),
             "sif_coefficient": self.sif_coefficient,
             "digest": self.digest,
-            "tuning": self.tuning,
         }
 
     def save(self, folder: Path) -> None:
@@ -89,10 +80,7 @@ class StaticTable:
         because its presence is what says the table is complete."""
         folder.mkdir(parents=True, exist_ok=True)
         with _replacing(folder / TABLE_FILE) as handle:
-            arrays: dict[str, Any] = {"piece_ids": self.piece_ids, "vectors": self.vectors, "mean": self.mean}
-            if self.distilled is not None:
-                arrays["distilled"] = self.distilled
-            np.savez(handle, components=self.components, **arrays)
+            np.savez(handle, piece_ids=self.piece_ids, vectors=self.vectors, mean=self.mean, components=self.components)
         with _replacing(folder / META_FILE) as handle:
             handle.write(json.dumps(self.meta(), indent=1).encode("utf-8"))
 
@@ -102,7 +90,6 @@ class StaticTable:
         try:
             with np.load(folder / TABLE_FILE, allow_pickle=False) as npz:
                 arrays = {name: npz[name] for name in ("piece_ids", "vectors", "mean", "components")}
-                distilled = npz["distilled"].astype(np.float32) if "distilled" in npz.files else None
         except (OSError, KeyError, ValueError) as err:
             raise ModelNotTrainedError(f"no readable static e5 table in {folder}: run `kefu train nlu`") from err
         table = cls(
@@ -113,8 +100,6 @@ class StaticTable:
             teacher=str(meta["teacher"]),
             top_k=meta.get("top_k"),
             sif_coefficient=float(meta["sif_coefficient"]),
-            distilled=distilled,
-            tuning=meta.get("tuning"),
         )
         if table.digest != meta["digest"]:
             raise ModelNotTrainedError(f"the static e5 table in {folder} does not match its {META_FILE}: distil again")
@@ -188,8 +173,7 @@ def distill_static_table(
 def extend_static_table(
     table: StaticTable, teacher: Embedder, vocabulary: Vocabulary, piece_ids: Iterable[int], *, progress: bool = False
 ) -> StaticTable:
-    """`table` plus the pieces of `piece_ids` it lacks, projected with the table's own PCA; untuned, since
-    the texts that bring new pieces call for a new tuning anyway."""
+    """`table` plus the pieces of `piece_ids` it lacks, projected with the table's own PCA."""
     new = np.setdiff1d(np.asarray(list(piece_ids), dtype=np.int32), table.piece_ids)
     if not len(new):
         return table
@@ -199,7 +183,7 @@ def extend_static_table(
     order = np.argsort(ids, kind="stable")
     return StaticTable(
         ids[order],
-        np.concatenate([table.base, vectors])[order],
+        np.concatenate([table.vectors, vectors])[order],
         table.mean,
         table.components,
         teacher=table.teacher,
@@ -317,3 +301,38 @@ class StaticEmbedder:
     def embed_passages(self, texts: Sequence[str]) -> Floats:
         """The same as `embed_queries`: the table was distilled from query embeddings."""
         return self.embed_queries(texts)
+
+
+def static_embedder_for(
+    folder: Path,
+    *,
+    teacher: Embedder,
+    top_k: int,
+    texts: Sequence[str] | None = None,
+    dim: int = DEFAULT_DIM,
+    progress: bool = False,
+) -> StaticEmbedder:
+    """The static embedder over `folder`. With `texts` (the NLU's training texts), first distil the table from
+    `teacher` when it is missing or was made from another teacher, `top_k` or `dim`, and add the pieces of
+    `texts` it lacks (new training data), so that it is ready for training."""
+    if texts is not None:
+        _prepare(folder, teacher, top_k, texts, dim=dim, progress=progress)
+    return StaticEmbedder(folder)
+
+
+def _prepare(folder: Path, teacher: Embedder, top_k: int, texts: Sequence[str], *, dim: int, progress: bool) -> None:
+    vocabulary = load_vocabulary()
+    try:
+        table: StaticTable | None = StaticTable.load(folder)
+    except ModelNotTrainedError:
+        table = None
+    if table is not None and (table.teacher, table.top_k) == (teacher.name, top_k) and table.dim <= dim:
+        new = np.setdiff1d(select_pieces(vocabulary, 0, texts), table.piece_ids)
+        if not len(new):
+            return
+        if table.dim == min(dim, teacher.dim):  # new pieces fit the table's PCA space
+            extend_static_table(table, teacher, vocabulary, new, progress=progress).save(folder)
+            return
+    # missing, made otherwise, or a tiny table whose PCA had fewer pieces than dimensions: distil it all
+    ids = select_pieces(vocabulary, top_k, texts)
+    distill_static_table(teacher, vocabulary, ids, dim=dim, top_k=top_k, progress=progress).save(folder)

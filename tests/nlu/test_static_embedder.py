@@ -12,7 +12,6 @@ import pytest
 from bot.cli import main
 from bot.errors import ModelNotTrainedError
 from bot.nlu.embedder import E5Embedder
-from bot.nlu.nlu_test_command import load_test_examples
 from bot.nlu.pipeline import TrainedNlu, train_nlu
 from bot.nlu.sentencepiece import Vocabulary, load_vocabulary
 from bot.nlu.static_embedder import (
@@ -21,8 +20,8 @@ from bot.nlu.static_embedder import (
     distill_static_table,
     extend_static_table,
     select_pieces,
+    static_embedder_for,
 )
-from bot.nlu.static_training import static_embedder_for, tune_static_table, tuning_key
 from bot.settings import NluConfig, Settings
 from bot.types import NluData
 from bot.wiring import open_project, project_nlu, train
@@ -221,79 +220,3 @@ def test_static_embedder_for_distils_once(teacher: E5Embedder, tmp_path: Path) -
     again = static_embedder_for(tmp_path, teacher=teacher, top_k=0, texts=texts)
     assert again.name == first.name
     assert static_embedder_for(tmp_path, teacher=teacher, top_k=0, texts=[*texts, "蓝牙"]).name != first.name
-
-
-SHOP = Path(__file__).resolve().parents[2] / "examples" / "shop"
-
-
-@pytest.fixture(scope="module")
-def shop_texts() -> tuple[list[str], list[str]]:
-    """The shop's training texts and its held-out paraphrases (tests/nlu.yml)."""
-    project = open_project(SHOP, Settings())
-    held_out = [example.text for example in load_test_examples(SHOP / "tests" / "nlu.yml")]
-    return [example.text for example in project.files.nlu.examples], held_out
-
-
-@pytest.fixture(scope="module")
-def shop_tables(
-    teacher: E5Embedder, vocabulary: Vocabulary, shop_texts: tuple[list[str], list[str]]
-) -> tuple[StaticTable, StaticTable]:
-    """The shop's table as distilled (its training pieces only), and tuned on its training texts."""
-    train_texts, _ = shop_texts
-    distilled = distill_static_table(teacher, vocabulary, select_pieces(vocabulary, 0, train_texts), top_k=0)
-    return distilled, tune_static_table(distilled, vocabulary, train_texts, teacher.embed_queries)
-
-
-def _cosine_to_teacher(table: StaticTable, teacher: E5Embedder, texts: list[str], folder: Path) -> float:
-    table.save(folder)
-    static = StaticEmbedder(folder).embed_queries(texts)
-    target = (teacher.embed_queries(texts) - table.mean) @ table.components
-    target /= np.linalg.norm(target, axis=1, keepdims=True)
-    return float((static * target).sum(axis=1).mean())
-
-
-def test_tuning_brings_unseen_paraphrases_closer_to_e5(
-    shop_tables: tuple[StaticTable, StaticTable],
-    teacher: E5Embedder,
-    shop_texts: tuple[list[str], list[str]],
-    tmp_path: Path,
-) -> None:
-    distilled, tuned = shop_tables
-    train_texts, held_out = shop_texts
-    before = _cosine_to_teacher(distilled, teacher, held_out, tmp_path / "distilled")
-    after = _cosine_to_teacher(tuned, teacher, held_out, tmp_path / "tuned")
-    assert after > before + 0.1, (before, after)
-    assert _cosine_to_teacher(tuned, teacher, train_texts[:200], tmp_path / "tuned") > after
-
-
-def test_tuning_is_deterministic_and_starts_from_the_distilled_rows(
-    shop_tables: tuple[StaticTable, StaticTable], vocabulary: Vocabulary, teacher: E5Embedder
-) -> None:
-    distilled, tuned = shop_tables
-    texts = ["我想退货", "refund please", "我想退货"]
-    once = tune_static_table(tuned, vocabulary, texts, teacher.embed_queries, epochs=2)
-    assert once.digest == tune_static_table(distilled, vocabulary, texts, teacher.embed_queries, epochs=2).digest
-    assert np.array_equal(once.base, distilled.vectors) and once.tuning == tuning_key(texts[:2], 2)
-    untuned = tune_static_table(tuned, vocabulary, texts, teacher.embed_queries, epochs=0)
-    assert untuned.digest == distilled.digest and untuned.distilled is None
-
-
-def test_a_tuned_table_saves_and_loads_whole(shop_tables: tuple[StaticTable, StaticTable], tmp_path: Path) -> None:
-    _, tuned = shop_tables
-    tuned.save(tmp_path)
-    loaded = StaticTable.load(tmp_path)
-    assert (loaded.digest, loaded.tuning) == (tuned.digest, tuned.tuning)
-    assert loaded.distilled is not None and np.array_equal(loaded.base, tuned.base)
-
-
-def test_static_embedder_for_tunes_once_per_set_of_texts(teacher: E5Embedder, tmp_path: Path) -> None:
-    texts = ["我想退货", "refund please", "where is my parcel"]
-    first = static_embedder_for(tmp_path, teacher=teacher, top_k=0, texts=texts)
-    assert StaticTable.load(tmp_path).tuning == tuning_key(texts, 3)
-    written = (tmp_path / "table.npz").stat().st_mtime_ns
-    assert static_embedder_for(tmp_path, teacher=teacher, top_k=0, texts=list(reversed(texts))).name == first.name
-    assert (tmp_path / "table.npz").stat().st_mtime_ns == written  # the same texts: nothing rewritten
-    retuned = static_embedder_for(tmp_path, teacher=teacher, top_k=0, texts=[*texts, "refund"])  # no new piece
-    assert retuned.name != first.name
-    plain = static_embedder_for(tmp_path, teacher=teacher, top_k=0, texts=texts, tuning_epochs=0)
-    assert StaticTable.load(tmp_path).distilled is None and plain.name not in (first.name, retuned.name)

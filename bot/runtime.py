@@ -127,9 +127,9 @@ class Bot:
 
     async def operator_reply(self, conversation_id: str, operator: str, text: str) -> Reply:
         """Record a human agent's message in a handed-off conversation; the channel delivers the reply."""
-        async with self.store.lock(conversation_id) as token:
-            session = await self.store.load(conversation_id)
-            await self.store.commit(session.with_events([OperatorMessage(operator=operator, text=text)]), token)
+        async with self.store.hold(conversation_id) as held:
+            said = OperatorMessage(operator=operator, text=text)
+            await self.store.commit_and_release(held, held.session.with_events([said]))
         return Reply(text=text, handoff=True)
 
     async def record_feedback(self, conversation_id: str, feedback: FeedbackGiven | SuggestionRated) -> None:
@@ -137,25 +137,24 @@ class Bot:
         Thumbs must name a reply of this conversation; ratings must be in range."""
         if isinstance(feedback, FeedbackGiven):
             _check_rating(feedback)
-        async with self.store.lock(conversation_id) as token:
+        async with self.store.hold(conversation_id) as held:
             if isinstance(feedback, FeedbackGiven) and feedback.reply_id:
                 said = {e.reply_id for e in await self.store.history(conversation_id) if isinstance(e, BotUttered)}
                 if feedback.reply_id not in said:
                     raise BadRequestError(f"conversation has no reply {feedback.reply_id!r} to rate")
-            session = await self.store.load(conversation_id)
+            session = held.session
             rated = rating_of_feedback(session.events, feedback) if isinstance(feedback, FeedbackGiven) else None
             session = session.with_events([feedback, *([rated] if rated else [])])
-            await self.store.commit(session, token)
+            await self.store.commit_and_release(held, session)
         if rated is not None and self.parts.recommend is not None:
             self.parts.recommend.learn(session)
 
     async def hand_back(self, conversation_id: str) -> bool:
         """Give a handed-off conversation back to the bot; False if it was not handed off."""
-        async with self.store.lock(conversation_id) as token:
-            session = await self.store.load(conversation_id)
-            if not session.state.handed_off:
+        async with self.store.hold(conversation_id) as held:
+            if not held.session.state.handed_off:
                 return False
-            await self.store.commit(session.with_events([HandedBack()]), token)
+            await self.store.commit_and_release(held, held.session.with_events([HandedBack()]))
         return True
 
     def trace(self, trace_id: str) -> Trace | None:
@@ -193,10 +192,9 @@ class Bot:
     async def _failed(self, message: Message, err: Exception) -> BotAnswer:
         language = detect_language(message.text)
         try:
-            async with self.store.lock(message.conversation_id) as token:
-                session = await self.store.load(message.conversation_id)
+            async with self.store.hold(message.conversation_id) as held:
                 failed = TurnFailed(stage=type(err).__name__, error=str(err)[:500])
-                await self.store.commit(session.with_events([failed]), token)
+                await self.store.commit_and_release(held, held.session.with_events([failed]))
         except KefuError:
             log.warning("could not record the failed turn of conversation %s", _ref(message.conversation_id))
         return BotAnswer((Reply(text=_SORRY[language]),), None)

@@ -142,15 +142,15 @@ class HandoffDesk:
     async def hand_back(self, conversation_id: str, operator: str) -> bool:
         """Give the conversation back to the bot and tell the customer; False if no human had it."""
         ticket = await self.queue.get(conversation_id)
-        async with self.store.lock(conversation_id) as token:
-            session = await self.store.load(conversation_id)
+        async with self.store.hold(conversation_id) as held:
+            session = held.session
             if not session.state.handed_off and ticket is None:
                 return False
             language = _language(ticket.language) if ticket else self.summary(session.events).language
             events: list[Event] = [BotUttered(text=_NOTICES[language]["back"], template="handoff_back")]
             if session.state.handed_off:
                 events.insert(0, HandedBack())
-            await self.store.commit(session.with_events(events), token)
+            await self.store.commit_and_release(held, session.with_events(events))
         await self.queue.release(conversation_id)
         log.info("conversation handed back to the bot by an operator")
         await self._deliver(conversation_id, ticket, events)
@@ -165,9 +165,8 @@ class HandoffDesk:
         return await self.queue.update_summary(conversation_id, corrected.to_dict())
 
     async def _append(self, ticket: Ticket, events: Sequence[Event]) -> None:
-        async with self.store.lock(ticket.conversation_id) as token:
-            session = await self.store.load(ticket.conversation_id)
-            await self.store.commit(session.with_events(events), token)
+        async with self.store.hold(ticket.conversation_id) as held:
+            await self.store.commit_and_release(held, held.session.with_events(events))
         await self._deliver(ticket.conversation_id, ticket, events)
 
     async def _deliver(self, conversation_id: str, ticket: Ticket | None, events: Sequence[Event]) -> None:

@@ -14,6 +14,8 @@ from bot.channels.transcript import transcript
 from bot.events import HandedBack, OperatorMessage, SuggestionRated
 from bot.generation.learning_data import conversation_records
 from bot.generation.prompts import PromptBuilder
+from bot.sessions.redis_store import keys
+from bot.sessions.round_trips import counting_round_trips
 from bot.wiring import Runtime
 from tests.bot.conftest import Chat
 from tests.channels.test_wechat import USER, WeChatSide
@@ -76,6 +78,22 @@ async def test_operators_answer_and_hand_back(shop: Runtime) -> None:
     assert await chat.texts("运费怎么算？")  # the bot answers again
     with pytest.raises(QueueError, match="handed back or closed"):
         await desk.reply(cid, "小王", "还在吗")
+
+
+async def test_an_operators_message_and_the_hand_back_cost_two_round_trips_each(shop: Runtime) -> None:
+    chat = Chat(shop)
+    await chat.user("转人工")
+    cid = chat.conversation_id
+    with counting_round_trips() as replying:
+        await shop.bot.operator_reply(cid, "小王", "您好，请问有什么可以帮您？")
+    with counting_round_trips() as handing_back:
+        assert await shop.bot.hand_back(cid)
+    assert (replying.count, handing_back.count) == (2, 2)  # lock and load, then commit and unlock
+    history = await shop.bot.store.history(cid)
+    assert isinstance(history[-1], HandedBack) and isinstance(history[-2], OperatorMessage)
+    assert await shop.bot.store.client.exists(keys(cid)[2]) == 0  # the lock went back with the commit
+    assert shop.desk is not None
+    await shop.desk.queue.release(cid)
 
 
 async def test_an_operators_reply_reaches_a_wechat_customer(shop: Runtime) -> None:

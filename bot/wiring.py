@@ -328,7 +328,7 @@ class WiredParts:
 def build_parts(project: Project, settings: Settings) -> WiredParts:
     """The stages of a turn, without the session store (`kefu test safety` runs turns without Redis)."""
     config = project.config
-    embedder = E5Embedder()
+    embedder = E5Embedder(backend=settings.e5_backend)
     dense = nlu_embedder(project, embedder)
     nlu = project_nlu(project, embedder=dense, settings=settings)
     retriever = knowledge_base(project, embedder)

@@ -140,20 +140,30 @@ def load_vocabulary(path: Path | None = None) -> Vocabulary:
 
 
 def _read(handle: BinaryIO) -> Vocabulary:
-    # Layout as e5_parse reads it: magic, version, 9 model numbers, then the tokenizer.
+    read_header(handle)
+    return read_vocabulary(handle)
+
+
+def read_header(handle: BinaryIO) -> bytes:
+    """The 9 model numbers that follow the magic and the version (layout as e5_parse reads it)."""
     if handle.read(4) != MAGIC:
         raise ValueError("not an E5S1 model file")
-    _exact(handle, 4 + 9 * 4)
-    n, bos, eos, pad, unk = struct.unpack("<5i", _exact(handle, 20))
-    (blob_len,) = struct.unpack("<Q", _exact(handle, 8))
-    offsets = np.frombuffer(_exact(handle, (n + 1) * 4), dtype="<u4").astype(np.int64)
-    scores = np.frombuffer(_exact(handle, n * 4), dtype="<f4").astype(np.float32)
-    blob = _exact(handle, blob_len)
+    exact(handle, 4)
+    return exact(handle, 9 * 4)
+
+
+def read_vocabulary(handle: BinaryIO) -> Vocabulary:
+    """The tokenizer section, which follows the header; leaves `handle` at the tensor directory."""
+    n, bos, eos, pad, unk = struct.unpack("<5i", exact(handle, 20))
+    (blob_len,) = struct.unpack("<Q", exact(handle, 8))
+    offsets = np.frombuffer(exact(handle, (n + 1) * 4), dtype="<u4").astype(np.int64)
+    scores = np.frombuffer(exact(handle, n * 4), dtype="<f4").astype(np.float32)
+    blob = exact(handle, blob_len)
     if offsets[-1] != blob_len or np.any(np.diff(offsets) < 0):
         raise ValueError("piece offsets do not fit the piece blob")
     pieces = tuple(blob[a:b].decode("utf-8") for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True))
-    n_norm, norm_bytes = struct.unpack("<iI", _exact(handle, 8))
-    normalization = _normalization(_exact(handle, norm_bytes), n_norm)
+    n_norm, norm_bytes = struct.unpack("<iI", exact(handle, 8))
+    normalization = _normalization(exact(handle, norm_bytes), n_norm)
     return Vocabulary(pieces, scores, bos, eos, pad, unk, normalization)
 
 
@@ -169,7 +179,8 @@ def _normalization(raw: bytes, count: int) -> dict[int, str]:
     return table
 
 
-def _exact(handle: BinaryIO, size: int) -> bytes:
+def exact(handle: BinaryIO, size: int) -> bytes:
+    """`size` bytes from `handle`, or ValueError when the file ends first."""
     data = handle.read(size)
     if len(data) != size:
         raise ValueError("truncated model file")

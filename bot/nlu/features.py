@@ -8,12 +8,12 @@ index in every process, so a model trained in one process can be served by anoth
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 import re
 import threading
 import zlib
-from collections import Counter
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -69,13 +69,19 @@ def init_jieba() -> None:
 def words(text: str) -> list[str]:
     """Lower-cased words in reading order: jieba words for Han runs, `\\w+` tokens otherwise."""
     init_jieba()
+    # jieba never joins across whitespace, so the chunks between spaces are cut, and remembered, apart
+    return [word for chunk in text.split() for word in _chunk_words(chunk)]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _chunk_words(chunk: str) -> tuple[str, ...]:
     out: list[str] = []
-    for token in jieba.lcut(text):
+    for token in jieba.lcut(chunk):
         if _HAN_CHAR.search(token):
             out.append(token)
         else:
             out.extend(match.lower() for match in _LATIN_WORD.findall(token))
-    return out
+    return tuple(out)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +120,25 @@ class HashingFeaturizer:
 
     def keys(self, text: str) -> list[str]:
         """The feature strings of `text`, before hashing; namespaced so n-grams never collide with words."""
-        if self.config.normalise_digits:
-            text = _DIGIT.sub("0", text)
+        text = self._normalised(text)
+        lo, hi = self.config.latin_ngrams
+        return [*self._word_keys(text), *(key for word in _latin_words(text) for key in _gram_keys(word, lo, hi))]
+
+    def featurize(self, text: str) -> tuple[IndexArray, ValueArray]:
+        """Sorted bucket indices and their L2-normalised weights (both empty for a featureless text)."""
+        text = self._normalised(text)
+        dim = self.config.dim
+        buckets = [bucket(key, dim) for key in self._word_keys(text)]
+        lo, hi = self.config.latin_ngrams
+        for word in _latin_words(text):
+            buckets.extend(_gram_buckets(word, lo, hi, dim))
+        return bag(buckets)
+
+    def _normalised(self, text: str) -> str:
+        return _DIGIT.sub("0", text) if self.config.normalise_digits else text
+
+    def _word_keys(self, text: str) -> list[str]:
+        """Words, word bigrams and Han character n-grams: all but the Latin character n-grams."""
         tokens = words(text)
         keys = [f"w:{w}" for w in tokens]
         if self.config.word_bigrams:
@@ -123,23 +146,53 @@ class HashingFeaturizer:
         lo, hi = self.config.han_ngrams
         for run in _HAN_RUN.findall(text):
             keys.extend(f"c:{gram}" for gram in _ngrams(run, lo, hi))
-        lo, hi = self.config.latin_ngrams
-        for word in _LATIN_WORD.findall(text.lower()):
-            keys.extend(f"c:{gram}" for gram in _ngrams(f" {word} ", lo, hi))
         return keys
 
-    def featurize(self, text: str) -> tuple[IndexArray, ValueArray]:
-        """Sorted bucket indices and their L2-normalised weights (both empty for a featureless text)."""
-        return hash_keys(self.keys(text), self.config.dim)
+
+def bucket(key: str, dim: int) -> int:
+    """The bucket of a feature string: CRC-32, the same in every process (Python's `hash()` is salted)."""
+    return zlib.crc32(key.encode("utf-8")) % dim
 
 
 def hash_keys(keys: list[str], dim: int) -> tuple[IndexArray, ValueArray]:
-    """Sorted bucket indices of `keys` with L2-normalised counts (CRC-32: the same in every process)."""
-    counts: Counter[int] = Counter(zlib.crc32(key.encode("utf-8")) % dim for key in keys)
-    indices = np.fromiter(sorted(counts), dtype=np.int64, count=len(counts))
-    values = np.array([counts[int(i)] for i in indices], dtype=np.float32)
+    """Sorted bucket indices of `keys` with L2-normalised counts."""
+    return bag([bucket(key, dim) for key in keys])
+
+
+def bag(buckets: list[int]) -> tuple[IndexArray, ValueArray]:
+    """Sorted distinct buckets with their L2-normalised counts."""
+    indices, counts = np.unique(np.array(buckets, dtype=np.int64), return_counts=True)
+    values = counts.astype(np.float32)
     norm = float(np.linalg.norm(values))
     return indices, values / norm if norm > 0 else values
+
+
+def owned_bags(owners: list[int], buckets: list[int], dim: int) -> tuple[IndexArray, IndexArray, ValueArray]:
+    """`bag` of each owner's `buckets` (all below `dim`), in one pass and flat: owners, indices and values
+    sorted by owner, then by index; each owner's stretch equals its own `bag`."""
+    unique, counts = np.unique(
+        np.array(owners, dtype=np.int64) * dim + np.array(buckets, dtype=np.int64), return_counts=True
+    )
+    owner = unique // dim
+    values = counts.astype(np.float32)
+    # squares of small counts sum exactly, so these norms equal np.linalg.norm's on each bag alone
+    norms = np.sqrt(np.bincount(owner, weights=values * values).astype(np.float32))
+    weights: ValueArray = (values / norms[owner]).astype(np.float32, copy=False)
+    return owner, unique % dim, weights
+
+
+def _latin_words(text: str) -> list[str]:
+    return _LATIN_WORD.findall(text.lower())
+
+
+def _gram_keys(word: str, lo: int, hi: int) -> list[str]:
+    """Character n-grams of a Latin word padded with spaces, as sklearn's char_wb."""
+    return [f"c:{gram}" for gram in _ngrams(f" {word} ", lo, hi)]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _gram_buckets(word: str, lo: int, hi: int, dim: int) -> tuple[int, ...]:
+    return tuple(bucket(key, dim) for key in _gram_keys(word, lo, hi))
 
 
 def _ngrams(text: str, lo: int, hi: int) -> list[str]:

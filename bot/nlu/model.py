@@ -23,9 +23,9 @@ from bot.errors import ModelNotTrainedError
 from bot.model_files import read_meta as read_meta_file
 from bot.model_files import write_model
 from bot.nlu.crf import OUTSIDE, bio_tags
-from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, IndexArray, ValueArray, hash_keys
+from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, IndexArray, ValueArray
 from bot.nlu.network import Batch, JointNet, NetOutput, NetworkConfig
-from bot.nlu.tokens import Token, token_keys, tokenize
+from bot.nlu.tokens import Token, token_bags, tokenize
 from bot.types import Entity
 
 MODEL_FILE = "model.pt"
@@ -40,10 +40,12 @@ Bag = tuple[IndexArray, ValueArray]
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
-    """One message as table rows: the sentence bag, one bag per token, and the tokens themselves."""
+    """One message as table rows: the sentence bag, the tokens' bags one after another with the number of rows
+    of each, and the tokens themselves."""
 
     sentence: Bag
-    tokens: tuple[Bag, ...]
+    tokens: Bag
+    token_sizes: IndexArray
     spans: tuple[Token, ...]
 
 
@@ -65,10 +67,15 @@ class _Vocabulary:
 
     def rows(self, bag: Bag) -> Bag:
         indices, values = bag
-        pos = np.searchsorted(self.buckets, indices)
+        pos, known = self.find(indices)
+        return pos[known], values[known]
+
+    def find(self, indices: IndexArray) -> tuple[IndexArray, npt.NDArray[np.bool_]]:
+        """The row of each bucket, and whether the bucket has one."""
+        pos = np.searchsorted(self.buckets, indices).astype(np.int64)
         known = pos < len(self.buckets)
         known[known] = self.buckets[pos[known]] == indices[known]
-        return pos[known].astype(np.int64), values[known]
+        return pos, known
 
 
 class JointModel:
@@ -104,23 +111,25 @@ class JointModel:
         """An untrained model whose vocabularies cover `texts`."""
         featurizer = HashingFeaturizer(FeaturizerConfig())
         sentence = _Vocabulary.of([featurizer.featurize(text)[0] for text in texts])
-        token = _Vocabulary.of([bag[0] for text in texts for bag in _token_bags(text, config.max_tokens)[0]])
+        token = _Vocabulary.of([_token_bags(text, config.max_tokens)[1] for text in texts])
         tags = bio_tags(list(entity_names))
         net = JointNet(len(sentence.buckets), len(token.buckets), len(intents), tags, dense_dim, config)
         return cls(net, intents, tags, (sentence, token), config, featurizer)
 
     def encode(self, text: str) -> Encoded:
-        bags, tokens = _token_bags(text, self.config.max_tokens)
+        owners, indices, values, tokens = _token_bags(text, self.config.max_tokens)
+        rows, known = self.token_vocabulary.find(indices)
         return Encoded(
             self.sentence_vocabulary.rows(self.featurizer.featurize(text)),
-            tuple(self.token_vocabulary.rows(bag) for bag in bags),
+            (rows[known], values[known]),
+            np.bincount(owners[known], minlength=len(tokens)),
             tuple(tokens),
         )
 
     def batch(self, encoded: Sequence[Encoded], dense: torch.Tensor | None) -> Batch:
-        sentence = _bags([e.sentence for e in encoded])
-        tokens = _bags([bag for e in encoded for bag in e.tokens])
-        lengths = torch.tensor([len(e.tokens) for e in encoded], dtype=torch.int64)
+        sentence = _bags([e.sentence for e in encoded], [len(e.sentence[0]) for e in encoded])
+        tokens = _bags([e.tokens for e in encoded], np.concatenate([e.token_sizes for e in encoded]) if encoded else [])
+        lengths = torch.tensor([len(e.spans) for e in encoded], dtype=torch.int64)
         return Batch(*sentence, *tokens, lengths, dense)
 
     def fit(
@@ -185,8 +194,8 @@ class JointModel:
             out: NetOutput = self.net(self.batch([encoded], dense))
             logits = out.logits
             entities: tuple[Entity, ...] = ()
-            if len(self.tags) > 1 and encoded.tokens:
-                scores = out.emissions[0, : len(encoded.tokens)]
+            if len(self.tags) > 1 and encoded.spans:
+                scores = out.emissions[0, : len(encoded.spans)]
                 path = self.net.crf.decode(scores)
                 confidence = torch.softmax(scores, dim=-1).max(dim=-1).values.tolist()
                 entities = _spans(text, encoded.spans, [self.tags[i] for i in path], confidence)
@@ -269,14 +278,14 @@ def fit_temperature(logits: torch.Tensor, targets: torch.Tensor) -> float:
     return float(grid[int(np.argmin(losses))])
 
 
-def _token_bags(text: str, max_tokens: int) -> tuple[list[Bag], list[Token]]:
+def _token_bags(text: str, max_tokens: int) -> tuple[IndexArray, IndexArray, ValueArray, list[Token]]:
     tokens = tokenize(text)[:max_tokens]
-    return [hash_keys(keys, TOKEN_DIM) for keys in token_keys(text, tokens)], tokens
+    return (*token_bags(text, tokens, TOKEN_DIM), tokens)
 
 
-def _bags(bags: Sequence[Bag]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    lengths = [len(rows) for rows, _ in bags]
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64) if bags else np.zeros(0, np.int64)
+def _bags(bags: Sequence[Bag], sizes: Sequence[int] | IndexArray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Rows, offsets and weights for `nn.EmbeddingBag`: the bags' rows one after another, in bags of `sizes`."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64) if len(sizes) else np.zeros(0, np.int64)
     rows = np.concatenate([r for r, _ in bags]) if bags else np.zeros(0, np.int64)
     weights = np.concatenate([w for _, w in bags]) if bags else np.zeros(0, np.float32)
     return torch.from_numpy(rows), torch.from_numpy(offsets), torch.from_numpy(weights)

@@ -120,7 +120,8 @@ class JointNet(nn.Module):
         x = torch.cat([sentence.unsqueeze(1), tokens], dim=1)
         x = x + self.position(torch.arange(x.shape[1]).clamp(max=self.position.num_embeddings - 1))
         padding = torch.cat([torch.zeros(len(mask), 1, dtype=torch.bool), ~mask], dim=1)
-        out = self.encoder(x, src_key_padding_mask=padding)
+        # nothing to hide in a batch without padding; the unmasked softmax is the faster kernel
+        out = self.encoder(x, src_key_padding_mask=padding if bool(padding.any()) else None)
         # Inner product, not cosine: a message with few known features keeps a short vector and so
         # a flat distribution, where a normalised one would be confidently anything.
         logits = self.intent_head(out[:, 0]) @ self.intent_embeddings.T

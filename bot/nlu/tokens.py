@@ -8,12 +8,13 @@ one token each.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 import jieba
 
-from bot.nlu.features import HAN, init_jieba
+from bot.nlu.features import HAN, IndexArray, ValueArray, bucket, init_jieba, owned_bags
 
 # One Han character, or a run of letters/digits (NFKC-folded full-width forms count as Latin).
 _TOKEN = re.compile(f"[{HAN}]|[^\\W_{HAN}]+")
@@ -36,22 +37,50 @@ def tokenize(text: str) -> list[Token]:
 def token_keys(text: str, tokens: list[Token]) -> list[list[str]]:
     """Feature strings for each token: its form and shape, its character n-grams, and its jieba word."""
     words = _jieba_words(text)
-    keys: list[list[str]] = []
+    return [[*_own_keys(token.text), *_context_keys(tokens, i, words)] for i, token in enumerate(tokens)]
+
+
+def token_bags(text: str, tokens: list[Token], dim: int) -> tuple[IndexArray, IndexArray, ValueArray]:
+    """`hash_keys` of each token's `token_keys` as `owned_bags` (token, bucket, weight), with what depends on
+    the token alone hashed once per form."""
+    words = _jieba_words(text)
+    owners: list[int] = []
+    buckets: list[int] = []
     for i, token in enumerate(tokens):
-        form = _DIGIT.sub("0", token.text.lower())
-        own = [f"t:{form}", f"s:{_shape(token.text)}"]
-        if _IS_HAN.match(token.text):
-            word, position = words.get(token.start, (token.text, "S"))
-            own += [f"jw:{_DIGIT.sub('0', word)}", f"jp:{position}"]
-        else:
-            padded = f" {form} "
-            own += [f"g:{padded[j : j + n]}" for n in (3, 4) for j in range(len(padded) - n + 1)]
-            own.append(f"suf:{form[-3:]}")
-        previous = tokens[i - 1].text.lower() if i else "^"
-        following = tokens[i + 1].text.lower() if i + 1 < len(tokens) else "$"
-        own += [f"p:{_DIGIT.sub('0', previous)}", f"n:{_DIGIT.sub('0', following)}"]
-        keys.append(own)
+        own = _own_buckets(token.text, dim)
+        context = [bucket(key, dim) for key in _context_keys(tokens, i, words)]
+        buckets += own
+        buckets += context
+        owners += [i] * (len(own) + len(context))
+    return owned_bags(owners, buckets, dim)
+
+
+def _own_keys(token: str) -> list[str]:
+    """What a token says by itself: its form, its shape and, for a Latin word, its n-grams and suffix."""
+    form = _DIGIT.sub("0", token.lower())
+    keys = [f"t:{form}", f"s:{_shape(token)}"]
+    if not _IS_HAN.match(token):
+        padded = f" {form} "
+        keys += [f"g:{padded[j : j + n]}" for n in (3, 4) for j in range(len(padded) - n + 1)]
+        keys.append(f"suf:{form[-3:]}")
     return keys
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _own_buckets(token: str, dim: int) -> tuple[int, ...]:
+    return tuple(bucket(key, dim) for key in _own_keys(token))
+
+
+def _context_keys(tokens: list[Token], i: int, words: dict[int, tuple[str, str]]) -> list[str]:
+    """The jieba word around a Han character, and the neighbouring tokens."""
+    token = tokens[i]
+    keys = []
+    if _IS_HAN.match(token.text):
+        word, position = words.get(token.start, (token.text, "S"))
+        keys += [f"jw:{_DIGIT.sub('0', word)}", f"jp:{position}"]
+    previous = tokens[i - 1].text.lower() if i else "^"
+    following = tokens[i + 1].text.lower() if i + 1 < len(tokens) else "$"
+    return [*keys, f"p:{_DIGIT.sub('0', previous)}", f"n:{_DIGIT.sub('0', following)}"]
 
 
 def _shape(token: str) -> str:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -8,7 +9,17 @@ import jieba
 import numpy as np
 import pytest
 
-from bot.nlu.features import FeaturizerConfig, HashingFeaturizer, detect_language, words
+from bot.nlu.features import (
+    HAN,
+    FeaturizerConfig,
+    HashingFeaturizer,
+    bag,
+    detect_language,
+    hash_keys,
+    owned_bags,
+    words,
+)
+from bot.nlu.tokens import token_bags, token_keys, tokenize
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,3 +103,64 @@ def test_hashing_is_stable_across_processes() -> None:
 def test_config_roundtrips_through_json() -> None:
     config = FeaturizerConfig(dim=2**12, han_ngrams=(1, 2), word_bigrams=False)
     assert FeaturizerConfig.from_json(config.to_json()) == config
+
+
+# Texts where a shortcut could part from the plain definition: whitespace of every kind (jieba is cut
+# chunk by chunk), accents and underscores (outside jieba's Latin class), repeated n-grams, digits.
+AWKWARD = [
+    "我想查物流 track it",
+    "我的X1 Pro坏了 where is it where is it",
+    "café naïve résumé, e-mail a_b c__d 12:30 banana",
+    "订单SO12345678退款\r\n谢谢\u3000你好\u00a0ok\tyes\x1cno",
+    "ＹＯＵ Idiot 😀😀 ok",
+    "我想查物流 track it 100元 明天 next Friday",
+    "",
+    "  !!! ",
+]
+
+
+@pytest.mark.parametrize("text", AWKWARD)
+def test_words_equal_jieba_on_the_whole_text(text: str) -> None:
+    whole = [
+        word
+        for token in jieba.lcut(text)
+        for word in ([token] if re.search(f"[{HAN}]", token) else re.findall(f"[^\\W{HAN}]+", token.lower()))
+    ]
+    assert words(text) == whole
+
+
+@pytest.mark.parametrize(
+    "config", [FeaturizerConfig(), FeaturizerConfig(dim=2**10, han_ngrams=(1, 2), latin_ngrams=(3, 5))]
+)
+def test_featurize_equals_hashing_the_keys(config: FeaturizerConfig) -> None:
+    featurizer = HashingFeaturizer(config)
+    for text in AWKWARD * 2:  # the second round comes from the caches
+        indices, values = featurizer.featurize(text)
+        want_indices, want_values = hash_keys(featurizer.keys(text), config.dim)
+        assert np.array_equal(indices, want_indices)
+        assert np.array_equal(values, want_values)
+        assert values.dtype == np.float32
+
+
+def test_token_bags_equal_hashing_each_tokens_keys() -> None:
+    for text in AWKWARD * 2:  # the second round comes from the caches
+        tokens = tokenize(text)
+        owners, indices, values = token_bags(text, tokens, 2**20)
+        for i, keys in enumerate(token_keys(text, tokens)):
+            want_indices, want_values = hash_keys(keys, 2**20)
+            assert np.array_equal(indices[owners == i], want_indices)
+            assert np.array_equal(values[owners == i], want_values)
+        assert np.all(np.diff(owners) >= 0)
+        assert set(owners.tolist()) == set(range(len(tokens)))
+
+
+def test_owned_bags_equal_one_bag_per_owner() -> None:
+    owners = [0, 0, 0, 2, 2, 3, 3, 3, 3]
+    buckets = [5, 1, 5, 7, 7, 9, 0, 9, 9]
+    got_owners, indices, values = owned_bags(owners, buckets, 10)
+    assert got_owners.tolist() == [0, 0, 2, 3, 3]
+    for owner in (0, 2, 3):
+        want_indices, want_values = bag([b for o, b in zip(owners, buckets, strict=True) if o == owner])
+        assert np.array_equal(indices[got_owners == owner], want_indices)
+        assert np.array_equal(values[got_owners == owner], want_values)
+    assert [len(a) for a in owned_bags([], [], 10)] == [0, 0, 0]

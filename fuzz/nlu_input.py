@@ -18,6 +18,7 @@ import sys
 from datetime import datetime
 
 import atheris
+import numpy as np
 
 with atheris.instrument_imports(include=["bot"]):
     from bot.events import Session
@@ -26,7 +27,7 @@ with atheris.instrument_imports(include=["bot"]):
     from bot.nlu.features import HashingFeaturizer, detect_language, hash_keys, init_jieba
     from bot.nlu.payload import parse_payload
     from bot.nlu.text import clean_text
-    from bot.nlu.tokens import token_keys, tokenize
+    from bot.nlu.tokens import token_bags, token_keys, tokenize
     from bot.types import Entity
 
 MAX_CHARS = 1000  # kefu.yml's nlu.max_chars default
@@ -67,12 +68,19 @@ def test_one_input(data: bytes) -> None:
     assert len(indices) == len(values), (indices, values)
     assert all(0 <= i < FEATURIZER.dim for i in indices), indices
     assert all(math.isfinite(v) for v in values)
+    _same(indices, values, hash_keys(FEATURIZER.keys(text), FEATURIZER.dim))  # the caches change nothing
     tokens = tokenize(text)
     keys = token_keys(text, tokens)
     assert len(keys) == len(tokens), (keys, tokens)
     assert all(text[t.start : t.end] == t.text for t in tokens), tokens
-    for bag in keys:
-        hash_keys(bag, TOKEN_DIM)
+    owners, indices, values = token_bags(text, tokens, TOKEN_DIM)
+    for i, bag in enumerate(keys):
+        _same(indices[owners == i], values[owners == i], hash_keys(bag, TOKEN_DIM))
+
+
+def _same(indices: np.ndarray, values: np.ndarray, want: tuple[np.ndarray, np.ndarray]) -> None:
+    assert np.array_equal(indices, want[0]), (indices, want)
+    assert np.array_equal(values, want[1]), (values, want)
 
 
 def main() -> None:

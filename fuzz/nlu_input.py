@@ -1,9 +1,9 @@
 """Fuzzes the NLU input path without a trained model: each input, as text (bytes that are not UTF-8 become lone
 surrogates, as a JSON "\\ud800" would), goes through the button-payload parser, `clean_text`, the rule
 extractors (numbers, money, dates and times, phones, order ids, e-mail), the regex / lookup / gazetteer
-extractor, language detection and the sentence and token features, as `TrainedNlu.parse_text` runs them.
-Nothing here may refuse: every exception is a crash, and so is an entity outside the text or overlapping
-another from the same extractor.
+extractor, language detection, the sentence and token features and e5's sentencepiece tokenizer, as
+`TrainedNlu.parse_text` runs them. Nothing here may refuse: every exception is a crash, and so is an entity
+outside the text or overlapping another from the same extractor.
 
     .venv/bin/python -m fuzz.nlu_input -runs=5000 fuzz/corpus/nlu_input
     mkdir -p /tmp/corpus && .venv/bin/python -m fuzz.nlu_input -max_total_time=600 -artifact_prefix=/tmp/ \\
@@ -26,6 +26,7 @@ with atheris.instrument_imports(include=["bot"]):
     from bot.nlu.extractors import RuleExtractor
     from bot.nlu.features import HashingFeaturizer, detect_language, hash_keys, init_jieba
     from bot.nlu.payload import parse_payload
+    from bot.nlu.sentencepiece import QUERY_PREFIX, load_vocabulary
     from bot.nlu.text import clean_text
     from bot.nlu.tokens import token_bags, token_keys, tokenize
     from bot.types import Entity
@@ -41,6 +42,7 @@ EXTRACTOR = EntityExtractor(
     synonyms={"x1pro": "X1 Pro", "星耀手机": "X1 Pro"},
 )
 FEATURIZER = HashingFeaturizer()
+VOCABULARY = load_vocabulary()
 TOKEN_DIM = 2**20  # bot.nlu.model.TOKEN_DIM (that module imports torch)
 
 
@@ -76,6 +78,8 @@ def test_one_input(data: bytes) -> None:
     owners, indices, values = token_bags(text, tokens, TOKEN_DIM)
     for i, bag in enumerate(keys):
         _same(indices[owners == i], values[owners == i], hash_keys(bag, TOKEN_DIM))
+    pieces = VOCABULARY.tokenize(QUERY_PREFIX + text)  # word by word, remembered
+    assert pieces == VOCABULARY._viterbi(VOCABULARY.normalize(QUERY_PREFIX + text)), text
 
 
 def _same(indices: np.ndarray, values: np.ndarray, want: tuple[np.ndarray, np.ndarray]) -> None:

